@@ -1,0 +1,5 @@
+import sys
+
+from peftrun.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Plan -> trl.SFTConfig / DPOConfig / GRPOConfig / RewardConfig."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peftrun.errors import Problem, RecipeError
+from peftrun.plan import Plan
+from peftrun.schema import trl_table
+
+
+def trainer_config_class(trainer_type: str) -> type:
+    """The TRL config class for a trainer type."""
+    import trl
+
+    return getattr(trl, trl_table()["classes"][trainer_type])
+
+
+def build_training_args(plan: Plan) -> Any:
+    """The TRL config for a plan. TRL's own checks (run at construction) become recipe errors."""
+    config_class = trainer_config_class(plan.trainer_type)
+    try:
+        return config_class(**plan.training_args)
+    except (ValueError, TypeError) as exc:
+        where = str(plan.recipe.path or "")
+        message = f"TRL's {config_class.__name__} refuses these settings: {exc}"
+        raise RecipeError(Problem(where, "trainer", message)) from None

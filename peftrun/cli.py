@@ -1,0 +1,66 @@
+"""The `peftrun` command: subcommands are small modules under peftrun/commands.
+
+`peftrun RECIPE ...` is short for `peftrun run RECIPE ...`. User errors print
+without a traceback and exit with their class's code (errors.py); anything else
+is an internal error (exit 70) and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from importlib import import_module
+
+from peftrun import __version__
+from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
+
+COMMANDS = ("run", "validate", "explain", "schema")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="peftrun",
+        description="Declarative YAML recipes for parameter-efficient fine-tuning. "
+        "`peftrun RECIPE [key=value ...]` runs a recipe (same as `peftrun run`).",
+    )
+    parser.add_argument("--version", action="version", version=f"peftrun {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = import_module(f"peftrun.commands.{name}")
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.main)
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        return ["run", *argv]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except PeftrunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
+        traceback.print_exc()
+        print(f"internal error in peftrun {__version__} (a bug, not your recipe): please report it with the traceback above", file=sys.stderr)
+        return INTERNAL_ERROR_EXIT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

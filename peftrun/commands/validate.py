@@ -1,0 +1,57 @@
+"""`peftrun validate PATH...`: check recipes (files or directories), every problem at once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from peftrun.errors import Problem, RecipeError
+from peftrun.hardware import Hardware, probe_light
+from peftrun.loader import load_recipe
+from peftrun.resolve import resolve
+
+HELP = "check recipes (files or directories) without loading a model; exit 0 or 2"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, help="recipe files or directories of recipes")
+
+
+def recipe_files(paths: list[Path]) -> list[Path]:
+    """The recipe files named; a directory gives its *.yaml / *.yml files, recursively, except
+    partial recipes under a `base/` folder (they are checked through the recipes that extend them)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = (p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            files += sorted(p for p in found if "base" not in p.relative_to(path).parts[:-1])
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RecipeError(Problem(str(path), "", "no such file or directory"))
+    return files
+
+
+def check(path: Path, hardware: Hardware) -> RecipeError | None:
+    """The problems of one recipe, or None when it validates and resolves."""
+    try:
+        resolve(load_recipe(path), hardware)
+    except RecipeError as exc:
+        return exc
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    files = recipe_files(args.paths)
+    hardware = probe_light()
+    failed = 0
+    for path in files:
+        error = check(path, hardware)
+        if error is None:
+            print(f"ok    {path}")
+        else:
+            failed += 1
+            print(f"FAIL  {error.report()}", file=sys.stderr)
+    print(f"{len(files) - failed} of {len(files)} recipes valid")
+    return 2 if failed else 0

@@ -1,0 +1,74 @@
+"""One exception tree; each class carries the process exit code the CLI uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in a recipe: where it is, which key, what is wrong."""
+
+    where: str  # "file:line:col", "command line", or "" when unknown
+    path: str  # dotted key path, "" for the whole recipe
+    message: str
+
+    def __str__(self) -> str:
+        head = ": ".join(part for part in (self.where, self.path) if part)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class PeftrunError(Exception):
+    """A user-facing failure: printed without a traceback."""
+
+    exit_code = 1
+
+
+class RecipeError(PeftrunError):
+    """A recipe that does not validate; holds every problem found at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem] | Problem, source: str = "") -> None:
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        self.source = source
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        head = f"{self.source}: {count} {noun}" if self.source else f"{count} {noun}"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+class DataError(PeftrunError):
+    """A dataset that cannot be read or does not fit the trainer."""
+
+    exit_code = 3
+
+
+class ModelLoadError(PeftrunError):
+    """A model or tokenizer that cannot be loaded (offline hub id, bad path...)."""
+
+    exit_code = 4
+
+
+class RunDirError(PeftrunError):
+    """The run directory would be overwritten, or cannot be resumed."""
+
+    exit_code = 5
+
+
+class TrainingError(PeftrunError):
+    """Training ran but its outcome is not a success (e.g. parameters never changed)."""
+
+    exit_code = 6
+
+
+class LaunchError(PeftrunError):
+    """Multi-process launch could not start or a worker failed."""
+
+    exit_code = 7
+
+
+INTERNAL_ERROR_EXIT = 70  # an unexpected exception: a bug in peftrun, reported with its traceback

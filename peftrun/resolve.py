@@ -1,0 +1,210 @@
+"""Pure resolution: Recipe (+ Hardware) -> Plan, every value with its provenance.
+
+Every default that depends on other values (learning rate, dtypes, precision
+flags, task type, output directory) is filled here by a rule named in
+peftrun.defaults.RULES; cross-section combinations that cannot work are refused
+here, all at once, before anything loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from peftrun import defaults
+from peftrun.errors import Problem, RecipeError
+from peftrun.hardware import CPU, Hardware
+from peftrun.plan import Plan
+from peftrun.schema import STANDARD_COLUMNS, QuantizationSection, Recipe
+
+TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
+
+
+@dataclass
+class _Notes:
+    """What resolution learns on the way: provenance of filled values, problems, warnings."""
+
+    recipe: Recipe
+    provenance: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def fill(self, path: str, rule: str) -> None:
+        self.provenance[path] = rule
+
+    def refuse(self, path: str, message: str) -> None:
+        self.problems.append(Problem(self.where(path), path, message))
+
+    def where(self, path: str) -> str:
+        parts = path.split(".")
+        while parts:
+            found = self.recipe.sources.get(".".join(parts))
+            if found:
+                return found
+            parts.pop()
+        return str(self.recipe.path or "")
+
+    def given(self, path: str) -> bool:
+        return path in self.recipe.sources
+
+
+def _model_dtype(recipe: Recipe, hw: Hardware, notes: _Notes) -> str:
+    dtype = recipe.model.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if hw.bf16 else "float32"
+        notes.fill("model.dtype", f"{defaults.RULES['model.dtype']} -> {dtype}")
+    if dtype == "float16" and not hw.cuda:
+        notes.refuse("model.dtype", "float16 training needs a CUDA GPU; use float32 or bfloat16 on the CPU")
+    return dtype
+
+
+def _quantization(recipe: Recipe, dtype: str, notes: _Notes) -> QuantizationSection | None:
+    quant = recipe.quantization
+    if quant is None:
+        return None
+    if recipe.peft is None:
+        notes.refuse("quantization", "a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)")
+    if quant.bits == 8:
+        for key in ("quant_type", "compute_dtype", "double_quant"):
+            if getattr(quant, key) is not None:
+                notes.refuse(f"quantization.{key}", f"`{key}` applies to 4-bit only; remove it or use bits: 4")
+        return quant
+    update: dict[str, Any] = {}
+    if quant.quant_type is None:
+        update["quant_type"] = defaults.QUANT_TYPE_4BIT
+        notes.fill("quantization.quant_type", defaults.RULES["quantization.quant_type"])
+    if quant.double_quant is None:
+        update["double_quant"] = defaults.DOUBLE_QUANT_4BIT
+        notes.fill("quantization.double_quant", defaults.RULES["quantization.double_quant"])
+    if quant.compute_dtype in (None, "auto"):
+        update["compute_dtype"] = dtype
+        notes.fill("quantization.compute_dtype", f"{defaults.RULES['quantization.compute_dtype']} -> {dtype}")
+    return quant.model_copy(update=update)
+
+
+def _task_type(recipe: Recipe, notes: _Notes) -> str | None:
+    if recipe.peft is None:
+        return None
+    wanted = "SEQ_CLS" if recipe.trainer.type == "reward" else "CAUSAL_LM"
+    given = recipe.peft.task_type
+    if given is not None and given != wanted:
+        notes.refuse("peft.task_type", f"the {recipe.trainer.type} trainer needs task_type {wanted}, not {given}")
+    if given is None:
+        notes.fill("peft.task_type", f"{defaults.RULES['peft.task_type']} -> {wanted}")
+    return wanted
+
+
+def _peft_checks(recipe: Recipe, notes: _Notes) -> None:
+    peft = recipe.peft
+    if peft is None:
+        return
+    if peft.method == "prompt_tuning":
+        for key in ("packing", "padding_free"):
+            if getattr(recipe.trainer, key, None):
+                notes.refuse(f"trainer.{key}", f"prompt tuning cannot be combined with {key} (virtual tokens break it)")
+        if recipe.output.save != "adapter":
+            notes.refuse("output.save", "a prompt-tuning adapter cannot be merged into the model: use save: adapter")
+    elif peft.init_lora_weights == "loftq" and recipe.quantization is not None:
+        notes.refuse("peft.init_lora_weights", "loftq quantizes a full-precision base itself: remove `quantization`")
+    if recipe.trainer.type == "reward" and peft.method == "lora":
+        notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
+
+
+def _learning_rate(recipe: Recipe, notes: _Notes) -> float:
+    kind, method = str(recipe.trainer.type), recipe.peft.method if recipe.peft else None
+    rate, rule = defaults.learning_rate_rule(kind, method)
+    if not notes.given("trainer.learning_rate"):
+        notes.fill("trainer.learning_rate", rule)
+        return rate
+    given = float(recipe.trainer.learning_rate)
+    baseline = defaults.FULL_FT_LEARNING_RATE[kind]
+    if method == "lora" and given <= baseline:
+        notes.warnings.append(
+            f"{notes.where('trainer.learning_rate')}: trainer.learning_rate {given:g} is at or below the full "
+            f"fine-tuning rate for {kind} ({baseline:g}); LoRA usually needs about 10x that ({rate:g})"
+        )
+    return given
+
+
+def _precision(recipe: Recipe, dtype: str, hw: Hardware, notes: _Notes) -> dict[str, Any]:
+    """TRL's bf16 / fp16 / use_cpu flags matching the model dtype and the hardware."""
+    wanted = {"bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
+    if not hw.cuda:
+        wanted["use_cpu"] = True
+    flags = {}
+    for key, value in wanted.items():
+        if not notes.given(f"trainer.{key}"):
+            flags[key] = value
+            notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    return flags
+
+
+def _data_checks(recipe: Recipe, notes: _Notes) -> None:
+    kind = str(recipe.trainer.type)
+    allowed = STANDARD_COLUMNS[kind]
+    for name in recipe.dataset.columns:
+        if allowed and name not in allowed:
+            notes.refuse(
+                f"dataset.columns.{name}",
+                f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",
+            )
+    eval_strategy = getattr(recipe.trainer, "eval_strategy", "no")
+    if recipe.dataset.eval is None and notes.given("trainer.eval_strategy") and eval_strategy != "no":
+        notes.refuse("trainer.eval_strategy", f"eval_strategy {eval_strategy} needs evaluation data: add dataset.eval")
+
+
+def _grpo_checks(recipe: Recipe, notes: _Notes) -> None:
+    trainer = recipe.trainer
+    if trainer.type != "grpo" or trainer.generation_batch_size or trainer.steps_per_generation:
+        return
+    batch = trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps
+    if batch % trainer.num_generations:
+        notes.refuse(
+            "trainer.num_generations",
+            f"the generation batch (per_device_train_batch_size x gradient_accumulation_steps = {batch}) "
+            f"must be divisible by num_generations ({trainer.num_generations})",
+        )
+
+
+def _training_args(recipe: Recipe, output_dir: str, rate: float, flags: dict[str, Any], notes: _Notes) -> dict[str, Any]:
+    trainer = recipe.trainer
+    args = {k: getattr(trainer, k) for k in sorted(trainer.model_fields_set) if k not in TRAINER_OWNED}
+    args.update(flags, learning_rate=rate, output_dir=output_dir, seed=recipe.seed)
+    if recipe.dataset.eval is not None and "eval_strategy" not in trainer.model_fields_set:
+        args["eval_strategy"] = "epoch"
+        notes.fill("trainer.eval_strategy", "rule eval: dataset.eval is set, so evaluate at the end of every epoch")
+    if recipe.output.push_to_hub:
+        args.update(push_to_hub=True, hub_model_id=recipe.output.hub_model_id)
+    for key in ("output_dir", "seed"):
+        notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    return args
+
+
+def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
+    """The Plan for `recipe` on `hardware`, or a RecipeError listing every combination that cannot work."""
+    notes = _Notes(recipe)
+    dtype = _model_dtype(recipe, hardware, notes)
+    quant = _quantization(recipe, dtype, notes)
+    task_type = _task_type(recipe, notes)
+    _peft_checks(recipe, notes)
+    _data_checks(recipe, notes)
+    _grpo_checks(recipe, notes)
+    rate = _learning_rate(recipe, notes)
+    flags = _precision(recipe, dtype, hardware, notes)
+    output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
+    if recipe.output.dir is None:
+        notes.fill("output.dir", defaults.RULES["output.dir"])
+    if notes.problems:
+        raise RecipeError(notes.problems, source=str(recipe.path or ""))
+    training_args = _training_args(recipe, output_dir, rate, flags, notes)
+    resolved = recipe.model_copy(
+        update={
+            "model": recipe.model.model_copy(update={"dtype": dtype}),
+            "quantization": quant,
+            "peft": recipe.peft.model_copy(update={"task_type": task_type}) if recipe.peft else None,
+            "trainer": recipe.trainer.model_copy(update={"learning_rate": rate, **flags}),
+            "output": recipe.output.model_copy(update={"dir": output_dir}),
+        }
+    )
+    provenance = {**recipe.sources, **notes.provenance}
+    return Plan(resolved, hardware, provenance, training_args, task_type, tuple(notes.warnings))

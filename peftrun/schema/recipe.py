@@ -1,0 +1,49 @@
+"""The whole recipe: one field per section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PrivateAttr
+
+from peftrun import defaults
+from peftrun.schema.base import Section
+from peftrun.schema.dataset import DatasetSection
+from peftrun.schema.launch import DDPLaunch, LaunchSection
+from peftrun.schema.model import ModelSection
+from peftrun.schema.output import OutputSection
+from peftrun.schema.peft import PeftSection
+from peftrun.schema.quantization import QuantizationSection
+from peftrun.schema.trainer import TrainerSection
+
+
+class Recipe(Section):
+    """A peftrun recipe: what to fine-tune, how, on which data, and where the run goes."""
+
+    schema_version: Literal[1] = Field(1, description="Recipe format version.")
+    name: str = Field(min_length=1, description="Run name (default: the file's stem).")
+    extends: str | list[str] | None = Field(
+        None, description="Base recipe(s), relative to this file; deep-merged, this file wins."
+    )
+    seed: int = Field(defaults.SEED, description="Random seed for training, data shuffles and eval splits.")
+    model: ModelSection
+    quantization: QuantizationSection | None = Field(None, description="Omit for a full-precision base.")
+    peft: PeftSection | None = Field(None, description="Omit for full fine-tuning.")
+    trainer: TrainerSection
+    dataset: DatasetSection
+    output: OutputSection = Field(default_factory=OutputSection)
+    launch: LaunchSection = Field(default_factory=DDPLaunch, description="Omit for one process.")
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _path: Path | None = PrivateAttr(None)
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Where each key the user wrote came from: dotted path -> file:line:col or command line."""
+        return self._sources
+
+    @property
+    def path(self) -> Path | None:
+        """The recipe file, when loaded from one."""
+        return self._path
