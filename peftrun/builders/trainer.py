@@ -1,0 +1,38 @@
+"""Plan + model + data -> the TRL trainer for the recipe's trainer type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peftrun.builders.peft import build_peft_config
+from peftrun.data import TrainingData
+from peftrun.plan import Plan
+
+TRAINER_CLASSES = {"sft": "SFTTrainer", "dpo": "DPOTrainer", "grpo": "GRPOTrainer", "reward": "RewardTrainer"}
+
+
+def build_trainer(
+    plan: Plan,
+    args: Any,
+    model: Any,
+    tokenizer: Any,
+    data: TrainingData,
+    reward_funcs: list[Any] | None = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """The TRL trainer; it wraps the model with the plan's PEFT config itself (as TRL scripts do)."""
+    import trl
+
+    trainer_class = getattr(trl, TRAINER_CLASSES[plan.trainer_type])
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "args": args,
+        "train_dataset": data.train,
+        "eval_dataset": data.eval,
+        "processing_class": tokenizer,
+        "peft_config": build_peft_config(plan),
+        "callbacks": callbacks,
+    }
+    if plan.trainer_type == "grpo":
+        kwargs["reward_funcs"] = reward_funcs
+    return trainer_class(**kwargs)
