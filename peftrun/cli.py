@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from importlib import import_module
 
 from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
 
-COMMANDS = ("run", "validate", "explain", "schema")
+COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,13 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
+def _quiet_library_warnings() -> None:
+    """Hide deprecation notices that TRL's and transformers' own defaults trigger (users cannot act on them)."""
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated", category=FutureWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_library_warnings()
     args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(args_list)

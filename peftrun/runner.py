@@ -248,18 +248,10 @@ def print_dry_run(plan: Plan) -> None:
     print(f"\ndry run: nothing was loaded or written (the run would go to {plan.output_dir})")
 
 
-def quiet_library_warnings() -> None:
-    """Hide deprecation notices that TRL's own defaults trigger (the user cannot act on them)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated", category=FutureWarning)
-
-
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
     from peftrun.hub import ensure_offline_mode
 
     ensure_offline_mode()
-    quiet_library_warnings()
     plan = plan_for(recipe, overrides)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -1,0 +1,28 @@
+"""`peftrun generate RUN_DIR --prompt TEXT`: a quick look at what the adapter does."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "generate from a run's model (chat template applied when the tokenizer has one)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("--prompt", required=True, help="the user message")
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--base", action="store_true", help="generate with the base model, adapter disabled")
+
+
+def main(args: argparse.Namespace) -> int:
+    from peftrun.generation import generate
+    from peftrun.merge import load_tuned
+
+    model, tokenizer, _ = load_tuned(args.run_dir)
+    if args.base and hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            print(generate(model, tokenizer, [args.prompt], args.max_new_tokens)[0])
+    else:
+        print(generate(model, tokenizer, [args.prompt], args.max_new_tokens)[0])
+    return 0

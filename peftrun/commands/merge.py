@@ -1,0 +1,23 @@
+"""`peftrun merge RUN_DIR -o DIR`: the base model with the run's LoRA adapter merged in."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "merge a run's LoRA adapter into its base model (loadable with plain transformers)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the merged model")
+
+
+def main(args: argparse.Namespace) -> int:
+    from peftrun.errors import RunDirError
+    from peftrun.merge import merge_run
+
+    if args.output.exists() and any(args.output.iterdir()):
+        raise RunDirError(f"{args.output} is not empty: choose an empty or new directory")
+    print(f"merged model written to {merge_run(args.run_dir, args.output)}")
+    return 0

@@ -1,0 +1,69 @@
+"""`peftrun RECIPE`: fails fast on a bad recipe, dry-runs, trains, merges and generates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from peftrun.cli import main
+from tests.test_runner import LORA, recipe
+
+
+def test_bad_recipe_fails_fast_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: {name_or_path: x/y}\ntrainer: {type: sft, lerning_rate: 1}\ndataset: {path: a/b}\n")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "peftrun", str(path)], cwd=tmp_path, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 2
+    assert "bad.yaml:2:22: trainer.lerning_rate: unknown key `lerning_rate`; did you mean `learning_rate`" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+    assert elapsed < 5  # no torch / trl import on this path (it is about 1 s; the margin is for a busy machine)
+
+
+def test_dry_run_prints_the_objects_and_writes_nothing(in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = in_tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA)))
+    assert main([str(path), "peft.r=8", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "peft.r" in out and "command line: peft.r=8" in out
+    assert "peft.tuners.lora.config.LoraConfig" in out and "trl.trainer.sft_config.SFTConfig" in out
+    assert "dry run: nothing was loaded or written" in out
+    assert not (in_tmp / "runs").exists()
+
+
+def test_train_merge_generate(in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    path = in_tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA)))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "done: t in" in out and "run directory  runs/t" in out and "loss plot      runs/t/loss.png" in out
+    assert main(["merge", "runs/t", "-o", "merged"]) == 0
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[5, 6, 7, 8]])
+    merged = AutoModelForCausalLM.from_pretrained("merged")
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), "runs/t")
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, rtol=1e-4, atol=1e-4)
+    assert main(["merge", "runs/t", "-o", "merged"]) == 5  # refuses a non-empty target
+    capsys.readouterr()
+    assert main(["generate", "runs/t", "--prompt", "Say 3 twice:", "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out.strip() != ""
+
+
+def test_merge_refuses_a_directory_that_is_not_a_run(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (in_tmp / "empty").mkdir()
+    assert main(["merge", "empty", "-o", "out"]) == 5
+    assert "empty is not a peftrun run directory (no recipe.resolved.yaml)" in capsys.readouterr().err
