@@ -71,4 +71,10 @@ class LaunchError(PeftrunError):
     exit_code = 7
 
 
+class HubError(PeftrunError):
+    """The hub cannot be reached, or no token allows pushing to it."""
+
+    exit_code = 8
+
+
 INTERNAL_ERROR_EXIT = 70  # an unexpected exception: a bug in peftrun, reported with its traceback

@@ -41,3 +41,18 @@ def offline_message(what: str, name: str) -> str:
         f"offline (HF_HUB_OFFLINE=1). Download it where the hub is reachable "
         f"(`hf download {name}` for a model) and copy the cache, or point the recipe at a local path."
     )
+
+
+def check_can_push(repo_id: str) -> None:
+    """Fail before training, not after it, when output.push_to_hub cannot work."""
+    from peftrun.errors import HubError
+
+    if offline() or not hub_reachable():
+        raise HubError(
+            f"output.push_to_hub: the hub is not reachable from here, so {repo_id} could not be pushed after "
+            "training; set output.push_to_hub: false (push later with `hf upload`) or run where the hub is reachable"
+        )
+    from huggingface_hub import get_token
+
+    if get_token() is None:
+        raise HubError("output.push_to_hub: no Hugging Face token; run `hf auth login` or set HF_TOKEN")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from peftrun import rundir
+from peftrun import launch, rundir  # launch: multi-process runs (#5)
 from peftrun.errors import PeftrunError, TrainingError
 from peftrun.plan import Plan
 
@@ -125,17 +125,21 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     from peftrun.builders import build_training_args
     from peftrun.builders.trainer import build_trainer
     from peftrun.data import load_training_data
+    from peftrun.hub import check_can_push
     from peftrun.modeling import load_model, load_tokenizer
     from peftrun.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
     rewards = resolve_rewards(plan.recipe.trainer.reward_funcs) if plan.trainer_type == "grpo" else None
+    if plan.recipe.output.push_to_hub:
+        check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir = Path(plan.output_dir)
     label = str(plan.recipe.path or "RECIPE")
     resume_from = rundir.prepare(run_dir, label, overwrite, resume) if is_main_process() else None
     if is_main_process():
         rundir.write_resolved_recipe(plan, run_dir)
+    resume_from = launch.sync_run_dir(run_dir, resume, resume_from)  # launch (#5): ranks wait for rank 0, resume alike
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
     model = model if model is not None else load_model(plan, tokenizer, args.local_process_index)
@@ -150,7 +154,9 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
             f"stopped at step {trainer.state.global_step}; the checkpoint in {run_dir} resumes with "
             f"`peftrun {label} --resume`"
         )
-    _check_learned(trainer.model, before, trainer.state.log_history)
+    if not launch.is_sharded(plan.recipe.launch):  # launch (#5): sharded runs check the saved adapter instead
+        _check_learned(trainer.model, before, trainer.state.log_history)
+    launch.save_on_every_rank(plan, trainer, run_dir, before)  # launch (#5): FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
     return run_dir
@@ -162,7 +168,8 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     from peftrun.plot import plot_losses
 
     run_dir = Path(plan.output_dir)
-    trainer.save_model(str(run_dir))
+    if not launch.saves_on_every_rank():  # launch (#5): every rank saved it in train()
+        trainer.save_model(str(run_dir))
     tokenizer.save_pretrained(str(run_dir))
     history = trainer.state.log_history
     trainable, total = _count_parameters(trainer.model)
@@ -253,6 +260,11 @@ def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: 
 
     ensure_offline_mode()
     plan = plan_for(recipe, overrides)
+    # --- launch (#5): a multi-process recipe re-runs this command under accelerate's launcher ---
+    plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run)
+    if launched is not None:
+        return launched
+    # --- end launch ---
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if dry_run:

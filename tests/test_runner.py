@@ -186,3 +186,13 @@ def test_unknown_hub_dataset_fails_clearly(in_tmp: Path, tiny_model_dir: Path) -
     data = recipe(tiny_model_dir, Path("nobody/no-such-data"), {"type": "sft"}, LORA)
     with pytest.raises(DataError, match=r"dataset.path: dataset 'nobody/no-such-data' is not a local path"):
         peftrun.run(data)
+
+
+def test_push_to_hub_offline_fails_before_training(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    from peftrun.errors import HubError
+
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA,
+                  output={"dir": "runs/t", "push_to_hub": True, "hub_model_id": "me/tiny"})
+    with pytest.raises(HubError, match=r"output.push_to_hub: the hub is not reachable from here, so me/tiny"):
+        peftrun.run(data)
+    assert not (in_tmp / "runs").exists()
