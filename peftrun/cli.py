@@ -17,7 +17,7 @@ from importlib import import_module
 from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
 
-COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate")
+COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval")
 
 
 def build_parser() -> argparse.ArgumentParser:

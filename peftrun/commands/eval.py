@@ -1,0 +1,24 @@
+"""`peftrun eval RUN_DIR`: base vs tuned on held-out data: completion loss and exact match."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "compare the base model and the tuned one on held-out data (loss and exact match)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a finished run directory")
+    parser.add_argument("--data", default=None, help="evaluate on this data instead of the run's eval split")
+    parser.add_argument("--max-samples", type=int, default=None, help="evaluate at most this many examples")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    from peftrun.evaluate import as_table, evaluate_run
+
+    result = evaluate_run(args.run_dir, args.data, args.max_samples)
+    print(json.dumps(result) if args.json else as_table(result))
+    return 0

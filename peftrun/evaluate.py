@@ -1,0 +1,147 @@
+"""`peftrun eval`: the base model and the tuned one side by side, on held-out data.
+
+Two measures for each: the loss on the completions (the tokens training scored),
+and the exact match of greedy generations against the reference completions,
+whitespace-normalized.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peftrun.errors import DataError, RunDirError
+from peftrun.plan import Plan
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str | list[dict[str, str]]  # plain text, or chat messages
+    reference: str
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):  # conversational completion: a list of messages
+        return "".join(str(m.get("content", "")) for m in value)
+    return str(value)
+
+
+def examples_from(dataset: Any) -> list[Example]:
+    """Prompt / reference pairs from prompt-completion or conversational (messages) data."""
+    columns = set(dataset.column_names)
+    if {"prompt", "completion"} <= columns:
+        return [Example(row["prompt"], _as_text(row["completion"])) for row in dataset]
+    if "messages" in columns:
+        out = []
+        for row in dataset:
+            messages = row["messages"]
+            if messages and messages[-1]["role"] == "assistant":
+                out.append(Example(messages[:-1], messages[-1]["content"]))
+        return out
+    raise DataError(
+        f"eval needs prompt-completion or messages data to compare generations; the data has {sorted(columns)}"
+    )
+
+
+def eval_dataset(plan: Plan, data_path: str | None) -> Any:
+    """The run's own eval split (rebuilt with its seed), or the data at `data_path`."""
+    from peftrun.data import load_training_data
+
+    section = plan.recipe.dataset
+    if data_path is not None:
+        section = section.model_copy(update={"path": data_path, "eval": None, "split": "train", "max_samples": None})
+        plan = _with_dataset(plan, section)
+        return load_training_data(plan).train
+    loaded = load_training_data(plan)
+    if loaded.eval is None:
+        raise RunDirError("the run has no eval split (dataset.eval): give one with --data PATH")
+    return loaded.eval
+
+
+def _with_dataset(plan: Plan, section: Any) -> Plan:
+    from dataclasses import replace
+
+    return replace(plan, recipe=plan.recipe.model_copy(update={"dataset": section}))
+
+
+def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """Token ids of the prompt and of the reference completion, as training formatted them."""
+    from peftrun.generation import prompt_text
+
+    if isinstance(example.prompt, list):
+        prompt = prompt_text(tokenizer, example.prompt)
+        messages = [*example.prompt, {"role": "assistant", "content": example.reference}]
+        full = tokenizer.apply_chat_template(messages, tokenize=False)
+    else:
+        prompt = example.prompt
+        full = example.prompt + example.reference + (tokenizer.eos_token or "")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    return prompt_ids, full_ids[len(prompt_ids):]
+
+
+def completion_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    """Mean negative log-likelihood per completion token."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    for example in examples:
+        prompt_ids, completion_ids = _token_pieces(tokenizer, example)
+        if not completion_ids:
+            continue
+        ids = torch.tensor([prompt_ids + completion_ids], device=model.device)
+        labels = torch.tensor([[-100] * len(prompt_ids) + completion_ids], device=model.device)
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss
+        total += float(loss) * len(completion_ids)
+        count += len(completion_ids)
+    return total / max(count, 1)
+
+
+def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    from peftrun.generation import generate
+
+    longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8, chat=False)
+    hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
+    return hits / len(examples)
+
+
+def _scores(model: Any, tokenizer: Any, examples: list[Example], context: AbstractContextManager) -> dict[str, float]:
+    with context:
+        return {"loss": completion_loss(model, tokenizer, examples), "exact_match": exact_match(model, tokenizer, examples)}
+
+
+def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
+    """{"n", "base": {"loss", "exact_match"}, "tuned": {...}} for a finished run."""
+    from peftrun.merge import load_tuned
+    from peftrun.modeling import load_model
+
+    model, tokenizer, plan = load_tuned(run_dir, quantized=True)
+    examples = examples_from(eval_dataset(plan, data_path))
+    if max_samples is not None:
+        examples = examples[:max_samples]
+    if not examples:
+        raise DataError("no examples to evaluate")
+    tuned = _scores(model, tokenizer, examples, nullcontext())
+    if plan.recipe.peft is not None:
+        base = _scores(model, tokenizer, examples, model.disable_adapter())
+    else:
+        base = _scores(load_model(plan, tokenizer), tokenizer, examples, nullcontext())
+    return {"n": len(examples), "base": base, "tuned": tuned}
+
+
+def as_table(result: dict[str, Any]) -> str:
+    rows = [("eval loss", "loss", "{:.4f}"), ("exact match", "exact_match", "{:.2f}")]
+    lines = [f"{'':14}{'base':>10}{'tuned':>10}"]
+    for label, key, fmt in rows:
+        lines.append(f"{label:14}{fmt.format(result['base'][key]):>10}{fmt.format(result['tuned'][key]):>10}")
+    lines.append(f"({result['n']} examples)")
+    return "\n".join(lines)
