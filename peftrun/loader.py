@@ -33,6 +33,9 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _where(file: str, node: yaml.Node) -> str:
     return f"{file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
@@ -46,6 +49,10 @@ class _Builder:
         self.problems: list[Problem] = []
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            message = f"could not determine a constructor for the tag {node.tag!r}"
+            self.problems.append(Problem(_where(self.file, node), ".".join(path), _yaml_message(yaml.YAMLError(message))))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):

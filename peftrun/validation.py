@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,11 +43,21 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
-def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
-    """Follow an error location through the schema: the shown key path and the innermost model."""
+def _plain_union(annotation: Any) -> bool:
+    """True for a union of several non-model types (pydantic labels each arm in error locations)."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    return len([arg for arg in typing.get_args(annotation) if arg is not type(None)]) > 1
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None, str | None]:
+    """Follow an error location through the schema: the shown key path, the innermost model,
+    and the path of the plain union (e.g. `float | "auto"`) the error comes from, if any."""
     shown: list[str] = []
     model: type[BaseModel] | None = Recipe
     candidates: list[type[BaseModel]] = []
+    union: str | None = None
+    label_next = False
     for part in loc:
         if candidates:  # a discriminated union: the location holds the tag
             tagged = [m for m in candidates if _tag_of(m) == part]
@@ -54,6 +65,9 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
                 model, candidates = tagged[0], []
                 continue
             candidates = []
+        if label_next:  # a plain union: the location holds the arm's label (`str`, `list[str]`...)
+            label_next, union = False, ".".join(shown)
+            continue
         if isinstance(part, int):
             shown.append(str(part))
             continue
@@ -62,7 +76,8 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None]:
         found = _models_in(field.annotation) if field else []
         model = found[0] if len(found) == 1 else None
         candidates = found if len(found) > 1 else []
-    return shown, model
+        label_next = field is not None and not found and _plain_union(field.annotation)
+    return shown, model, union
 
 
 def _tag_of(model: type[BaseModel]) -> str | None:
@@ -114,16 +129,38 @@ def _other_trainers_with(key: str, model: type[BaseModel] | None) -> list[str]:
 
 def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:
     """One located problem per pydantic error, unknown keys with suggestions."""
-    problems = []
+    problems: list[Problem | str] = []  # a str holds the place of a union's merged problems
+    arms: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for error in exc.errors():
         loc = tuple(error["loc"])
         is_extra = error["type"] == "extra_forbidden"
-        shown, model = _walk(loc[:-1] if is_extra else loc)
+        shown, model, union = _walk(loc[:-1] if is_extra else loc)
         key = str(loc[-1]) if loc else ""
         path = ".".join([*shown, key] if is_extra else shown)
         if error["type"] == "union_tag_invalid" and path in DISCRIMINATORS:
             path = f"{path}.{DISCRIMINATORS[path]}"
+        if union is not None and not is_extra:
+            if union not in arms:
+                problems.append(union)
+            arms.setdefault(union, []).append((path, error))
+            continue
         problems.append(Problem(_nearest_source(path, sources), path, _message(error, model, key)))
+    return [p for item in problems for p in ([item] if isinstance(item, Problem) else _union_problems(arms[item], sources))]
+
+
+def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mapping[str, str]) -> list[Problem]:
+    """One problem per path for a value no arm of a union accepts: the arms that got furthest,
+    their expectations joined ("a valid number, or 'auto'")."""
+    depth = max(path.count(".") for path, _ in errors)
+    by_path: dict[str, list[Mapping[str, Any]]] = {}
+    for path, error in errors:
+        if path.count(".") == depth:
+            by_path.setdefault(path, []).append(error)
+    problems = []
+    for path, found in by_path.items():
+        messages = [str(e["msg"]).removeprefix("Value error, ") for e in found]
+        text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
+        problems.append(Problem(_nearest_source(path, sources), path, f"{text}; got {found[0]['input']!r}"))
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from peftrun.errors import Problem, RecipeError
 from peftrun.plan import Plan
 from peftrun.schema import LoraSection, PromptTuningSection
 
@@ -70,6 +71,10 @@ def build_peft_config(plan: Plan) -> PeftConfig | None:
         return None
     from peft import LoraConfig, PromptTuningConfig
 
-    if isinstance(section, LoraSection):
-        return LoraConfig(**lora_kwargs(section, plan.task_type))
-    return PromptTuningConfig(**prompt_tuning_kwargs(plan, section))
+    lora = isinstance(section, LoraSection)
+    config_class = LoraConfig if lora else PromptTuningConfig
+    try:
+        return config_class(**(lora_kwargs(section, plan.task_type) if lora else prompt_tuning_kwargs(plan, section)))
+    except (ValueError, TypeError) as exc:  # PEFT's own checks, run at construction
+        message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
+        raise RecipeError(Problem(str(plan.recipe.path or ""), "peft", message)) from None

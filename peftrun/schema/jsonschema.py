@@ -13,6 +13,7 @@ SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
 def recipe_json_schema() -> dict[str, Any]:
     schema = Recipe.model_json_schema()
+    schema["required"] = [key for key in schema["required"] if key != "name"]  # the loader defaults it to the file's stem
     schema["$schema"] = SCHEMA_URL
     schema["title"] = "peftrun recipe"
     return schema

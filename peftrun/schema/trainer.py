@@ -76,6 +76,10 @@ def _trainer_model(kind: str) -> type[Section]:
     rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE]
     fields: dict[str, Any] = {r["name"]: _field(r) for r in rows}
     fields["type"] = (Literal[kind], Field(description=f"Trainer: TRL {trl_table()['classes'][kind]}."))
+    fields["learning_rate"] = (
+        Union[float, Literal["auto"]],
+        Field("auto", description="Peak learning rate; auto = peftrun's learning-rate rule for the trainer and PEFT method."),
+    )
     if kind == "grpo":
         fields["reward_funcs"] = (
             list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")]],
