@@ -32,7 +32,10 @@ class RecipeError(PeftrunError):
     def __init__(self, problems: list[Problem] | Problem, source: str = "") -> None:
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         self.source = source
-        super().__init__(self.report())
+        super().__init__(self.problems)
+
+    def __str__(self) -> str:
+        return self.report()
 
     def report(self) -> str:
         count = len(self.problems)

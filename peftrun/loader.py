@@ -16,6 +16,7 @@ import yaml
 
 from peftrun import defaults
 from peftrun.errors import Problem, RecipeError
+from peftrun.schema import Recipe
 from peftrun.validation import validate_recipe
 
 Path_ = tuple[str, ...]
@@ -236,18 +237,25 @@ def interpolate(data: dict[str, Any], sources: Sources) -> dict[str, Any]:
     return resolved
 
 
-def load_recipe(recipe: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()):  # noqa: ANN201
+def load_recipe(recipe: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()) -> Recipe:
     """Load, compose, override, interpolate and validate a recipe; every problem at once.
 
     `recipe` is a YAML path or an already-parsed mapping (relative `extends` then
     resolve against the current directory).
     """
-    path: Path | None = None
-    if isinstance(recipe, Mapping):
-        raw = dict(recipe)
-        data, sources = _load_mapping(raw)
+    path = None if isinstance(recipe, Mapping) else Path(recipe)
+    try:
+        return _load(recipe, path, overrides)
+    except RecipeError as error:
+        error.source = error.source or (_display(path.resolve()) if path else "")
+        raise
+
+
+def _load(recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: Iterable[str]) -> Recipe:
+    if path is None:
+        assert isinstance(recipe, Mapping)
+        data, sources = _load_mapping(dict(recipe))
     else:
-        path = Path(recipe)
         data, sources = _load_file(path.resolve(), (path.resolve(),))
     over, over_src = parse_overrides(overrides)
     data, sources = deep_merge(data, sources, over, over_src)

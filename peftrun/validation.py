@@ -90,7 +90,9 @@ def _tag_of(model: type[BaseModel]) -> str | None:
 
 
 def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    """ "; did you mean `x`?" naming the closest choices (those about as close as the best one)."""
+    scored = sorted(((difflib.SequenceMatcher(None, word, c).ratio(), c) for c in choices), reverse=True)
+    close = [c for ratio, c in scored if ratio >= 0.6 and ratio >= scored[0][0] - 0.1][:3]
     return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
 
 
@@ -103,7 +105,8 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         names = sorted(model.model_fields) if model else []
         owners = _other_trainers_with(key, model)
         if owners:
-            return f"`{key}` is a field of the {', '.join(owners)} trainer, not of this one"
+            kinds = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
+            return f"`{key}` is a field of the {kinds} trainer{'s' if len(owners) > 1 else ''}, not of this one"
         return f"unknown key `{key}`{_suggest(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]

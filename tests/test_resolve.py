@@ -377,13 +377,6 @@ def test_grpo_auto_processes_on_cpu_is_one_process(refusals) -> None:
     ]
 
 
-def test_loftq_with_quantization_is_refused(refusals) -> None:
-    text = recipe_text(extra="quantization: {bits: 4}\n").replace("{method: lora}", "{method: lora, init_lora_weights: loftq}")
-    assert refusals(text) == [
-        "r.yaml:4:22: peft.init_lora_weights: loftq quantizes a full-precision base itself: remove `quantization`"
-    ]
-
-
 @pytest.mark.parametrize(
     ("section", "expected"),
     [

@@ -33,13 +33,12 @@ def recipe_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def check(path: Path, hardware: Hardware) -> RecipeError | None:
-    """The problems of one recipe, or None when it validates and resolves."""
+def check(path: Path, hardware: Hardware) -> tuple[RecipeError | None, tuple[str, ...]]:
+    """The problems of one recipe (None when it validates and resolves) and its warnings."""
     try:
-        resolve(load_recipe(path), hardware)
+        return None, resolve(load_recipe(path), hardware).warnings
     except RecipeError as exc:
-        return exc
-    return None
+        return exc, ()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,9 +46,11 @@ def main(args: argparse.Namespace) -> int:
     hardware = probe_light()
     failed = 0
     for path in files:
-        error = check(path, hardware)
+        error, warnings = check(path, hardware)
         if error is None:
             print(f"ok    {path}")
+            for warning in warnings:
+                print(f"      warning: {warning}")
         else:
             failed += 1
             print(f"FAIL  {error.report()}", file=sys.stderr)

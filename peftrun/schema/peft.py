@@ -11,7 +11,8 @@ from peftrun import defaults
 from peftrun.schema.base import Section
 
 TARGET_PRESETS = ("all-linear", "attention", "qv")
-INIT_LORA_WEIGHTS = re.compile(r"^(gaussian|eva|olora|pissa|pissa_niter_\d+|corda|loftq|orthogonal)$")
+# Initializations that need nothing but the model (eva, corda and loftq need extra configs peftrun does not take).
+INIT_LORA_WEIGHTS = re.compile(r"^(gaussian|olora|pissa|pissa_niter_\d+|orthogonal)$")
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
 
 
@@ -32,7 +33,7 @@ class LoraSection(Section):
     use_rslora: bool = Field(False, description="Rank-stabilized LoRA: scale by alpha / sqrt(r).")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
     init_lora_weights: bool | str = Field(
-        True, description="true, false, or gaussian | eva | olora | pissa | pissa_niter_N | corda | loftq | orthogonal."
+        True, description="true, false, or gaussian | olora | pissa | pissa_niter_N | orthogonal."
     )
     layers_to_transform: list[int] | int | None = Field(None, description="Only adapt these layer indices.")
     layers_pattern: list[str] | str | None = Field(None, description="Name of the layers list (with layers_to_transform).")
@@ -46,7 +47,8 @@ class LoraSection(Section):
     def _known_init(cls, value: bool | str) -> bool | str:
         if isinstance(value, str) and not INIT_LORA_WEIGHTS.match(value):
             raise ValueError(
-                "must be true, false, or one of gaussian, eva, olora, pissa, pissa_niter_N, corda, loftq, orthogonal"
+                "must be true, false, or one of gaussian, olora, pissa, pissa_niter_N, orthogonal "
+                "(eva, corda and loftq need configs peftrun does not take)"
             )
         return value
 

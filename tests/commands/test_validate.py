@@ -52,7 +52,7 @@ def test_all_problems_of_a_recipe_are_printed(write, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err == (
         "FAIL  r.yaml: 3 problems\n"
         "  r.yaml:4:22: peft.alpha: unknown key `alpha`; did you mean `lora_alpha`?\n"
-        "  r.yaml:2:22: trainer.lerning_rate: unknown key `lerning_rate`; did you mean `learning_rate` or `logging_strategy`?\n"
+        "  r.yaml:2:22: trainer.lerning_rate: unknown key `lerning_rate`; did you mean `learning_rate`?\n"
         "  r.yaml:2:39: trainer.output_dir: `output_dir` is not a key here: use output.dir\n"
     )
 
@@ -92,3 +92,12 @@ def test_validate_in_a_fresh_process() -> None:
         p.relative_to(ROOT).as_posix() for p in recipes.rglob("*.yaml") if "base" not in p.relative_to(recipes).parts[:-1]
     )
     assert result.stdout.splitlines() == [f"ok    {p}" for p in shipped] + [f"{len(shipped)} of {len(shipped)} recipes valid"]
+
+
+def test_warnings_of_valid_recipes_are_shown(write, capsys: pytest.CaptureFixture[str]) -> None:
+    write("r.yaml", MINIMAL.replace("{type: sft}", "{type: sft, learning_rate: 1.0e-5}").replace(
+        "dataset:", "peft: {method: lora}\ndataset:"))
+    assert main(["validate", "r.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    r.yaml\n      warning: r.yaml:2:" in out
+    assert "trainer.learning_rate 1e-05 is at or below the full fine-tuning rate for sft (2e-05)" in out
