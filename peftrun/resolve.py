@@ -15,7 +15,8 @@ from peftrun import defaults
 from peftrun.errors import Problem, RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.plan import Plan
-from peftrun.schema import STANDARD_COLUMNS, QuantizationSection, Recipe
+from peftrun.resolve_launch import resolve_launch
+from peftrun.schema import STANDARD_COLUMNS, LoraSection, PromptTuningSection, QuantizationSection, Recipe
 
 TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
 
@@ -65,7 +66,7 @@ def _quantization(recipe: Recipe, dtype: str, notes: _Notes) -> QuantizationSect
     if recipe.peft is None:
         notes.refuse("quantization", "a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)")
     if quant.bits == 8:
-        for key in ("quant_type", "compute_dtype", "double_quant"):
+        for key in ("quant_type", "compute_dtype", "double_quant", "quant_storage"):
             if getattr(quant, key) is not None:
                 notes.refuse(f"quantization.{key}", f"`{key}` applies to 4-bit only; remove it or use bits: 4")
         return quant
@@ -96,24 +97,40 @@ def _task_type(recipe: Recipe, notes: _Notes) -> str | None:
 
 def _peft_checks(recipe: Recipe, notes: _Notes) -> None:
     peft = recipe.peft
-    if peft is None:
-        return
-    if peft.method == "prompt_tuning":
+    if isinstance(peft, PromptTuningSection):
         for key in ("packing", "padding_free"):
             if getattr(recipe.trainer, key, None):
                 notes.refuse(f"trainer.{key}", f"prompt tuning cannot be combined with {key} (virtual tokens break it)")
         if recipe.output.save != "adapter":
             notes.refuse("output.save", "a prompt-tuning adapter cannot be merged into the model: use save: adapter")
-    elif peft.init_lora_weights == "loftq" and recipe.quantization is not None:
-        notes.refuse("peft.init_lora_weights", "loftq quantizes a full-precision base itself: remove `quantization`")
-    if recipe.trainer.type == "reward" and peft.method == "lora":
-        notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
+    elif isinstance(peft, LoraSection):
+        _layer_selection_checks(peft, notes)
+        if recipe.trainer.type == "reward":
+            notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
+
+
+def _layer_selection_checks(lora: LoraSection, notes: _Notes) -> None:
+    for key in ("layers_to_transform", "layers_pattern"):
+        if getattr(lora, key) is not None and isinstance(lora.target_modules, str) and lora.target_modules != "qv":
+            notes.refuse(f"peft.{key}", f"`{key}` needs target_modules as a list of names, not the {lora.target_modules} preset")
+    if lora.layers_pattern is not None and lora.layers_to_transform is None:
+        notes.refuse("peft.layers_pattern", "`layers_pattern` is used only with `layers_to_transform`")
+
+
+def _static_defaults(recipe: Recipe, notes: _Notes) -> None:
+    """Name the rule behind each schema default that has one in defaults.RULES."""
+    paths = ["seed"]
+    if recipe.peft is not None and recipe.peft.method == "lora":
+        paths += ["peft.r", "peft.lora_alpha", "peft.lora_dropout", "peft.bias", "peft.target_modules"]
+    for path in paths:
+        if not notes.given(path):
+            notes.fill(path, defaults.RULES[path])
 
 
 def _learning_rate(recipe: Recipe, notes: _Notes) -> float:
     kind, method = str(recipe.trainer.type), recipe.peft.method if recipe.peft else None
     rate, rule = defaults.learning_rate_rule(kind, method)
-    if not notes.given("trainer.learning_rate"):
+    if not notes.given("trainer.learning_rate") or recipe.trainer.learning_rate == "auto":
         notes.fill("trainer.learning_rate", rule)
         return rate
     given = float(recipe.trainer.learning_rate)
@@ -154,15 +171,17 @@ def _data_checks(recipe: Recipe, notes: _Notes) -> None:
 
 
 def _grpo_checks(recipe: Recipe, notes: _Notes) -> None:
-    trainer = recipe.trainer
+    trainer, processes = recipe.trainer, recipe.launch.num_processes
     if trainer.type != "grpo" or trainer.generation_batch_size or trainer.steps_per_generation:
         return
-    batch = trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps
+    if not trainer.num_generations or processes == "auto":  # TRL's default / known only at launch
+        return
+    batch = trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps * processes
+    factors = "per_device_train_batch_size x gradient_accumulation_steps" + (" x launch.num_processes" if processes > 1 else "")
     if batch % trainer.num_generations:
         notes.refuse(
             "trainer.num_generations",
-            f"the generation batch (per_device_train_batch_size x gradient_accumulation_steps = {batch}) "
-            f"must be divisible by num_generations ({trainer.num_generations})",
+            f"the generation batch ({factors} = {batch}) must be divisible by num_generations ({trainer.num_generations})",
         )
 
 
@@ -184,11 +203,13 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     """The Plan for `recipe` on `hardware`, or a RecipeError listing every combination that cannot work."""
     notes = _Notes(recipe)
     dtype = _model_dtype(recipe, hardware, notes)
+    recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/resolve_launch.py
     quant = _quantization(recipe, dtype, notes)
     task_type = _task_type(recipe, notes)
     _peft_checks(recipe, notes)
     _data_checks(recipe, notes)
     _grpo_checks(recipe, notes)
+    _static_defaults(recipe, notes)
     rate = _learning_rate(recipe, notes)
     flags = _precision(recipe, dtype, hardware, notes)
     output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
