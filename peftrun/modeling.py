@@ -99,3 +99,16 @@ def keep_4bit_trainable_on_cpu(model: Any) -> None:
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.support_avx512bf16_for_cpu = False
+
+
+def keep_full_layers_at_model_dtype(model: Any, dtype: str) -> None:
+    """Undo TRL's bfloat16 cast for trainable layers that are not LoRA layers (the reward `score` head,
+    modules_to_save, prompt embeddings). TRL casts every trainable parameter of a quantized model to
+    bfloat16; LoRA layers cast their inputs, but these layers then meet activations of the model dtype
+    (float32 on a CPU) and fail."""
+    import torch
+
+    target = getattr(torch, dtype)
+    for name, param in model.named_parameters():
+        if param.requires_grad and "lora_" not in name and param.dtype != target:
+            param.data = param.data.to(target)

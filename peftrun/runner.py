@@ -90,7 +90,7 @@ def _trainable_snapshot(model: Any) -> dict[str, Any]:
     return {n: p.detach().to("cpu", copy=True) for n, p in params}
 
 
-def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict[str, Any]]) -> None:
+def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict[str, Any]], trainer_type: str) -> None:
     """A run whose trainable parameters never changed is a failure, not a success."""
     import torch
 
@@ -98,10 +98,12 @@ def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict
     changed = any(not torch.equal(before[n], now[n]) for n in before if n in now)
     norms = [entry["grad_norm"] for entry in log_history if "grad_norm" in entry]
     if not changed or (norms and all(float(n) == 0.0 for n in norms)):
+        causes = "a zero learning rate or labels that are all masked"
+        if trainer_type == "grpo":
+            causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
         raise TrainingError(
-            "training finished but the trainable parameters never changed (zero gradients or a zero learning "
-            "rate); the saved adapter would equal its initialization. Check trainer.learning_rate and the data; "
-            "on CPU with 4-bit weights, see the bitsandbytes AVX512-BF16 note in the docs"
+            "training finished but the trainable parameters never changed, so the saved weights would equal "
+            f"their initialization; usual causes: {causes}"
         )
 
 
@@ -126,7 +128,7 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     from peftrun.builders.trainer import build_trainer
     from peftrun.data import load_training_data
     from peftrun.hub import check_can_push
-    from peftrun.modeling import load_model, load_tokenizer
+    from peftrun.modeling import keep_full_layers_at_model_dtype, load_model, load_tokenizer
     from peftrun.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
@@ -145,6 +147,8 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     model = model if model is not None else load_model(plan, tokenizer, args.local_process_index)
     stopper = _StopOnSignal()
     trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    if plan.recipe.quantization is not None:
+        keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
     with stopper:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
@@ -155,7 +159,7 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
             f"`peftrun {label} --resume`"
         )
     if not launch.is_sharded(plan.recipe.launch):  # launch (#5): sharded runs check the saved adapter instead
-        _check_learned(trainer.model, before, trainer.state.log_history)
+        _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
     launch.save_on_every_rank(plan, trainer, run_dir, before)  # launch (#5): FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)

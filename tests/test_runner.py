@@ -131,7 +131,7 @@ def test_prompt_tuning_with_text_init(in_tmp: Path, tiny_model_dir: Path, data_d
 
 
 @pytest.mark.parametrize("bits", [4, 8])
-def test_quantized_lora(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, bits: int) -> None:
+def test_quantized_lora_with_evaluation_between_steps(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, bits: int) -> None:
     data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA,
                   quantization={"bits": bits}, dataset={"path": str(data_dir / "sft.jsonl"), "eval": {"fraction": 0.25}})
     data["trainer"]["eval_strategy"] = "steps"
@@ -196,3 +196,19 @@ def test_push_to_hub_offline_fails_before_training(in_tmp: Path, tiny_model_dir:
     with pytest.raises(HubError, match=r"output.push_to_hub: the hub is not reachable from here, so me/tiny"):
         peftrun.run(data)
     assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.parametrize("peft", [LORA, {"method": "prompt_tuning", "num_virtual_tokens": 4}], ids=["lora", "prompt"])
+def test_reward_model_on_a_4bit_base(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, peft: dict) -> None:
+    """TRL casts trainable layers of quantized models to bfloat16; the score head must still meet its inputs."""
+    run_dir = peftrun.run(recipe(tiny_model_dir, data_dir / "pref.jsonl", {"type": "reward", "max_length": 64}, peft,
+                                 quantization={"bits": 4}))
+    assert json.loads((run_dir / "manifest.json").read_text())["training"]["steps"] == 3
+
+
+def test_grpo_with_rewards_that_never_differ_fails_with_the_cause(in_tmp: Path, tiny_model_dir: Path,
+                                                                  data_dir: Path) -> None:
+    trainer = {"type": "grpo", "reward_funcs": ["answer_match"], "num_generations": 2,
+               "per_device_train_batch_size": 2, "max_completion_length": 4}
+    with pytest.raises(TrainingError, match=r"rewards that never differ within a group of generations"):
+        peftrun.run(recipe(tiny_model_dir, data_dir / "prompts.jsonl", trainer, LORA))
