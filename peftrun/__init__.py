@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _API = {
     "load_recipe": "peftrun.loader",
-    "resolve": "peftrun.resolve",
+    "resolve": "peftrun.resolver",
     "build_peft_config": "peftrun.builders",
     "build_quantization_config": "peftrun.builders",
     "build_training_args": "peftrun.builders",

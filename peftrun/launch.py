@@ -28,7 +28,7 @@ from typing import Any
 
 from peftrun.errors import LaunchError, Problem, RecipeError
 from peftrun.plan import Plan
-from peftrun.resolve_launch import is_sharded, strategy_name, uses_launcher
+from peftrun.resolver_launch import is_sharded, strategy_name, uses_launcher
 
 LAUNCHER_MODULE = "accelerate.commands.launch"
 WORKER_MARKERS = ("WORLD_SIZE", "LOCAL_RANK")  # torchrun (so accelerate and deepspeed) set both for every worker

@@ -14,7 +14,7 @@ def plan_of_run(run_dir: Path) -> Plan:
     """The plan a run was trained with, from its recipe.resolved.yaml."""
     from peftrun.hardware import probe_torch
     from peftrun.loader import load_recipe
-    from peftrun.resolve import resolve
+    from peftrun.resolver import resolve
 
     recipe_file = run_dir / RESOLVED_RECIPE
     if not recipe_file.is_file():

@@ -36,7 +36,7 @@ def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
     """Load (unless given a Recipe) and resolve for the hardware torch sees."""
     from peftrun.hardware import probe_torch
     from peftrun.loader import load_recipe
-    from peftrun.resolve import resolve
+    from peftrun.resolver import resolve
     from peftrun.schema import Recipe
 
     loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)

@@ -12,7 +12,7 @@ from peftrun.data import load_training_data
 from peftrun.errors import DataError
 from peftrun.loader import load_recipe
 from peftrun.plan import Plan
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 from tests import tiny
 from tests.test_runner import LORA, recipe
 

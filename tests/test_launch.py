@@ -17,7 +17,7 @@ from peftrun.errors import LaunchError, RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.loader import load_recipe
 from peftrun.plan import Plan
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU8 = Hardware(cuda=True, bf16=True, device_count=8, name="H100")

@@ -12,7 +12,7 @@ from peftrun import explain
 from peftrun.hardware import CPU, Hardware
 from peftrun.loader import load_recipe
 from peftrun.plan import Plan
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"

@@ -10,7 +10,7 @@ import yaml
 from peftrun import explain
 from peftrun.hardware import probe_light
 from peftrun.loader import load_recipe
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 
 HELP = "show every resolved value of a recipe, where it came from, and the objects it builds"
 

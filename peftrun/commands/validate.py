@@ -9,7 +9,7 @@ from pathlib import Path
 from peftrun.errors import Problem, RecipeError
 from peftrun.hardware import Hardware, probe_light
 from peftrun.loader import load_recipe
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 
 HELP = "check recipes (files or directories) without loading a model; exit 0 or 2"
 

@@ -17,7 +17,7 @@ from peftrun import build_peft_config, build_quantization_config, build_training
 from peftrun.errors import RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.loader import load_recipe
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")

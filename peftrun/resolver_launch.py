@@ -24,7 +24,7 @@ from peftrun.hardware import Hardware
 from peftrun.schema import Recipe
 
 if TYPE_CHECKING:
-    from peftrun.resolve import _Notes
+    from peftrun.resolver import _Notes
 
 RULES = {
     "launch.num_processes": "rule launch-processes: auto = every visible GPU, one process without a GPU",

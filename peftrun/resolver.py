@@ -15,7 +15,7 @@ from peftrun import defaults
 from peftrun.errors import Problem, RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.plan import Plan
-from peftrun.resolve_launch import resolve_launch
+from peftrun.resolver_launch import resolve_launch
 from peftrun.schema import STANDARD_COLUMNS, LoraSection, PromptTuningSection, QuantizationSection, Recipe
 
 TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
@@ -207,7 +207,7 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     """The Plan for `recipe` on `hardware`, or a RecipeError listing every combination that cannot work."""
     notes = _Notes(recipe)
     dtype = _model_dtype(recipe, hardware, notes)
-    recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/resolve_launch.py
+    recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/resolver_launch.py
     quant = _quantization(recipe, dtype, notes)
     task_type = _task_type(recipe, notes)
     _peft_checks(recipe, hardware, notes)

@@ -1,4 +1,4 @@
-"""peftrun.resolve: rule-based defaults with provenance, and combinations refused before anything loads."""
+"""peftrun.resolve (peftrun/resolver.py): rule-based defaults with provenance, and combinations refused before anything loads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from peftrun.errors import RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.loader import load_recipe
 from peftrun.plan import Plan
-from peftrun.resolve import resolve
+from peftrun.resolver import resolve
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")
@@ -493,3 +493,11 @@ def test_dora_on_an_8bit_base_is_refused_on_the_cpu_only(refusals, plan_of) -> N
         "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA"
     ]
     assert plan_of(text, Hardware(cuda=True, bf16=True, device_count=1)).recipe.peft.use_dora
+
+
+def test_the_api_names_resolve_even_after_the_module_is_imported() -> None:
+    import peftrun
+    import peftrun.resolver  # noqa: F401
+
+    recipe = peftrun.load_recipe({"model": {"name_or_path": "a/b"}, "trainer": {"type": "sft"}, "dataset": {"path": "c/d"}})
+    assert peftrun.resolve(recipe).training_args["learning_rate"] == 2e-5
