@@ -195,16 +195,6 @@ def explain_data(plan: Plan) -> dict[str, Any]:
 
 # --- checks before launching (the machine the run starts on) -------------------------------------------
 
-def _where(plan: Plan, path: str) -> str:
-    parts = path.split(".")
-    while parts:
-        found = plan.recipe.sources.get(".".join(parts))
-        if found:
-            return found
-        parts.pop()
-    return str(plan.recipe.path or "")
-
-
 def _read_accelerate_config(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -267,7 +257,7 @@ def preflight(plan: Plan) -> None:
     """Refuse, before anything starts, what this machine cannot run (RecipeError, exit status 2)."""
     problems = _problems(plan)
     if problems:
-        raise RecipeError([Problem(_where(plan, path), path, msg) for path, msg in problems],
+        raise RecipeError([Problem(plan.recipe.where(path), path, msg) for path, msg in problems],
                           source=str(plan.recipe.path or ""))
 
 

@@ -37,13 +37,7 @@ class _Notes:
         self.problems.append(Problem(self.where(path), path, message))
 
     def where(self, path: str) -> str:
-        parts = path.split(".")
-        while parts:
-            found = self.recipe.sources.get(".".join(parts))
-            if found:
-                return found
-            parts.pop()
-        return str(self.recipe.path or "")
+        return self.recipe.where(path)
 
     def given(self, path: str) -> bool:
         return path in self.recipe.sources

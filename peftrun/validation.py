@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from peftrun.errors import Problem, RecipeError
 from peftrun.schema import OWNED_ELSEWHERE, Recipe
+from peftrun.schema.recipe import nearest_source
 
 # Keys users bring from TRL scripts or other tools, with where they belong in a recipe.
 KEY_HINTS: dict[str, str] = {
@@ -147,7 +148,7 @@ def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Prob
                 problems.append(union)
             arms.setdefault(union, []).append((path, error))
             continue
-        problems.append(Problem(_nearest_source(path, sources), path, _message(error, model, key)))
+        problems.append(Problem(nearest_source(path, sources), path, _message(error, model, key)))
     return [p for item in problems for p in ([item] if isinstance(item, Problem) else _union_problems(arms[item], sources))]
 
 
@@ -163,18 +164,8 @@ def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mappin
     for path, found in by_path.items():
         messages = [str(e["msg"]).removeprefix("Value error, ") for e in found]
         text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
-        problems.append(Problem(_nearest_source(path, sources), path, f"{text}; got {found[0]['input']!r}"))
+        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {found[0]['input']!r}"))
     return problems
-
-
-def _nearest_source(path: str, sources: Mapping[str, str]) -> str:
-    parts = path.split(".") if path else []
-    while parts:
-        where = sources.get(".".join(parts))
-        if where:
-            return where
-        parts.pop()
-    return ""
 
 
 def _looks_local(value: str) -> bool:
@@ -196,11 +187,11 @@ def missing_paths(recipe: Recipe) -> list[Problem]:
     problems = []
     for key, value, local in checks:
         if local and not Path(value).expanduser().exists():
-            where = _nearest_source(key, recipe.sources)
+            where = recipe.where(key)
             problems.append(Problem(where, key, f"no such file or directory: {value} (relative paths start at {Path.cwd()})"))
     if recipe.model.gguf_file and Path(recipe.model.name_or_path).is_dir():
         if not (Path(recipe.model.name_or_path) / recipe.model.gguf_file).is_file():
-            where = _nearest_source("model.gguf_file", recipe.sources)
+            where = recipe.where("model.gguf_file")
             problems.append(Problem(where, "model.gguf_file", f"{recipe.model.gguf_file} is not in {recipe.model.name_or_path}"))
     return problems
 

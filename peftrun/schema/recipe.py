@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -47,3 +48,18 @@ class Recipe(Section):
     def path(self) -> Path | None:
         """The recipe file, when loaded from one."""
         return self._path
+
+    def where(self, key_path: str) -> str:
+        """Where the value at `key_path` (or its nearest written parent) was written; else the recipe file."""
+        return nearest_source(key_path, self._sources) or str(self._path or "")
+
+
+def nearest_source(key_path: str, sources: Mapping[str, str]) -> str:
+    """The source of `key_path` or of its nearest parent in a source map; "" when none was written."""
+    parts = key_path.split(".") if key_path else []
+    while parts:
+        found = sources.get(".".join(parts))
+        if found:
+            return found
+        parts.pop()
+    return ""
