@@ -7,7 +7,6 @@ builders, rundir, card) are small functions of the Plan.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -15,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from peftrun import launch, rundir  # launch: multi-process runs (#5)
+from peftrun import launch, ranks, rundir
 from peftrun.errors import PeftrunError, TrainingError
 from peftrun.plan import Plan
 
@@ -26,10 +25,6 @@ class Interrupted(PeftrunError):
     """The user stopped the run; a checkpoint was saved to resume from."""
 
     exit_code = 130
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -138,10 +133,10 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     args = build_training_args(plan)
     run_dir = Path(plan.output_dir)
     label = str(plan.recipe.path or "RECIPE")
-    resume_from = rundir.prepare(run_dir, label, overwrite, resume) if is_main_process() else None
-    if is_main_process():
+    resume_from = rundir.prepare(run_dir, label, overwrite, resume) if ranks.rank() == 0 else None
+    if ranks.rank() == 0:
         rundir.write_resolved_recipe(plan, run_dir)
-    resume_from = launch.sync_run_dir(run_dir, resume, resume_from)  # launch (#5): ranks wait for rank 0, resume alike
+    resume_from = ranks.sync_run_dir(run_dir, resume, resume_from)  # launch (#5): ranks wait for rank 0, resume alike
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
     model = model if model is not None else load_model(plan, tokenizer, args.local_process_index)
@@ -160,7 +155,7 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
         )
     if not launch.is_sharded(plan.recipe.launch):  # launch (#5): sharded runs check the saved adapter instead
         _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
-    launch.save_on_every_rank(plan, trainer, run_dir, before)  # launch (#5): FSDP / ZeRO-3 gather on every rank
+    ranks.save_on_every_rank(plan, trainer, run_dir, before)  # launch (#5): FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
     return run_dir
@@ -172,7 +167,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     from peftrun.plot import plot_losses
 
     run_dir = Path(plan.output_dir)
-    if not launch.saves_on_every_rank():  # launch (#5): every rank saved it in train()
+    if not ranks.saves_on_every_rank():  # launch (#5): every rank saved it in train()
         trainer.save_model(str(run_dir))
     tokenizer.save_pretrained(str(run_dir))
     history = trainer.state.log_history
@@ -210,7 +205,7 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
         "data": data.fingerprint(),
         "seed": plan.recipe.seed,
         "hardware": {"description": plan.hardware.describe(), "cuda": plan.hardware.cuda, **rundir.host()},
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "world_size": ranks.world_size(),
         "launch": plan.recipe.launch.model_dump(mode="json"),
         "started": started,
         "ended": rundir.now(),

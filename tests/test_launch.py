@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from peftrun import launch
+from peftrun import launch, ranks
 from peftrun.cli import main
 from peftrun.errors import LaunchError, RecipeError
 from peftrun.hardware import CPU, Hardware
@@ -22,7 +22,7 @@ from peftrun.resolver import resolve
 ROOT = Path(__file__).resolve().parents[1]
 GPU8 = Hardware(cuda=True, bf16=True, device_count=8, name="H100")
 GPU2 = Hardware(cuda=True, bf16=True, device_count=2, name="A100")
-WORKER_ENV = ("WORLD_SIZE", "LOCAL_RANK", "RANK", launch.EXPECTED_WORLD_SIZE, "ACCELERATE_USE_FSDP",
+WORKER_ENV = ("WORLD_SIZE", "LOCAL_RANK", "RANK", ranks.EXPECTED_WORLD_SIZE, "ACCELERATE_USE_FSDP",
               "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DEEPSPEED_ZERO_STAGE")
 
 
@@ -307,9 +307,9 @@ def test_the_launching_process_refuses_before_starting_anything(in_tmp: Path, wr
 # --- inside a launched process ------------------------------------------------------------------------
 
 def test_worker_detection() -> None:
-    assert launch.is_worker({"WORLD_SIZE": "2", "LOCAL_RANK": "1"})
-    assert launch.is_worker({"LOCAL_RANK": "0"})
-    assert not launch.is_worker({"PATH": "/bin"})
+    assert ranks.is_worker({"WORLD_SIZE": "2", "LOCAL_RANK": "1"})
+    assert ranks.is_worker({"LOCAL_RANK": "0"})
+    assert not ranks.is_worker({"PATH": "/bin"})
     plan = plan_of({"num_processes": 2})
     assert launch.needs_launch(plan, {})
     assert not launch.needs_launch(plan, {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "RANK": "0"})  # never launches twice
@@ -318,13 +318,13 @@ def test_worker_detection() -> None:
 def test_a_worker_fails_loudly_when_the_launcher_did_not_start_what_was_asked() -> None:
     plan = plan_of({"num_processes": 2})
     with pytest.raises(LaunchError, match="without torch.distributed"):  # the `accelerate launch --cpu` trap
-        launch.check_worker(plan, {launch.EXPECTED_WORLD_SIZE: "2"})
+        ranks.check_worker(plan, {ranks.EXPECTED_WORLD_SIZE: "2"})
     with pytest.raises(LaunchError, match="asked the launcher for 2 processes but this process is one of 1"):
-        launch.check_worker(plan, {launch.EXPECTED_WORLD_SIZE: "2", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
+        ranks.check_worker(plan, {ranks.EXPECTED_WORLD_SIZE: "2", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
     with pytest.raises(LaunchError, match="launcher runs fsdp"):
-        launch.check_worker(plan, {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "ACCELERATE_USE_FSDP": "true"})
-    launch.check_worker(plan, {launch.EXPECTED_WORLD_SIZE: "2", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
-    launch.check_worker(plan_of(), {"WORLD_SIZE": "4", "LOCAL_RANK": "0"})  # launched by the user: their world
+        ranks.check_worker(plan, {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "ACCELERATE_USE_FSDP": "true"})
+    ranks.check_worker(plan, {ranks.EXPECTED_WORLD_SIZE: "2", "WORLD_SIZE": "2", "LOCAL_RANK": "1"})
+    ranks.check_worker(plan_of(), {"WORLD_SIZE": "4", "LOCAL_RANK": "0"})  # launched by the user: their world
 
 
 def test_the_launching_process_checks_the_manifest(tmp_path: Path) -> None:
