@@ -15,6 +15,7 @@ from peftrun import defaults
 from peftrun.errors import Problem, RecipeError
 from peftrun.hardware import CPU, Hardware
 from peftrun.plan import Plan
+from peftrun.rewards import SHIPPED
 from peftrun.resolver_launch import resolve_launch
 from peftrun.schema import STANDARD_COLUMNS, LoraSection, PromptTuningSection, QuantizationSection, Recipe
 
@@ -169,13 +170,27 @@ def _data_checks(recipe: Recipe, notes: _Notes) -> None:
 
 
 def _grpo_checks(recipe: Recipe, notes: _Notes) -> None:
-    trainer, processes = recipe.trainer, recipe.launch.num_processes
-    if trainer.type != "grpo" or trainer.generation_batch_size or trainer.steps_per_generation:
+    trainer = recipe.trainer
+    if trainer.type != "grpo":
         return
-    if not trainer.num_generations or processes == "auto":  # TRL's default / known only at launch
+    for i, name in enumerate(trainer.reward_funcs):
+        if ":" not in name and name not in SHIPPED:
+            notes.refuse(f"trainer.reward_funcs.{i}", f"no shipped reward named {name!r} (shipped: "
+                         f"{', '.join(SHIPPED)}); name your own as module:function")
+    _generation_batch_check(recipe, notes)
+
+
+def _generation_batch_check(recipe: Recipe, notes: _Notes) -> None:
+    trainer, launch = recipe.trainer, recipe.launch
+    if trainer.generation_batch_size or trainer.steps_per_generation or not trainer.num_generations:
         return
+    if launch.num_processes == "auto":  # known only at launch
+        return
+    processes = launch.num_processes * launch.num_machines
     batch = trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps * processes
-    factors = "per_device_train_batch_size x gradient_accumulation_steps" + (" x launch.num_processes" if processes > 1 else "")
+    factors = "per_device_train_batch_size x gradient_accumulation_steps"
+    factors += " x launch.num_processes" if launch.num_processes > 1 else ""
+    factors += " x launch.num_machines" if launch.num_machines > 1 else ""
     if batch % trainer.num_generations:
         notes.refuse(
             "trainer.num_generations",

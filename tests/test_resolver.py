@@ -501,3 +501,11 @@ def test_the_api_names_resolve_even_after_the_module_is_imported() -> None:
 
     recipe = peftrun.load_recipe({"model": {"name_or_path": "a/b"}, "trainer": {"type": "sft"}, "dataset": {"path": "c/d"}})
     assert peftrun.resolve(recipe).training_args["learning_rate"] == 2e-5
+
+
+def test_unknown_shipped_reward_is_refused(refusals) -> None:
+    text = recipe_text("grpo").replace("peftrun.rewards:think_format", "think_fromat")
+    assert refusals(text) == [
+        "r.yaml:2:38: trainer.reward_funcs.0: no shipped reward named 'think_fromat' (shipped: answer_match, "
+        "answer_contains, think_format, concise); name your own as module:function"
+    ]
