@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun import launch, ranks, rundir
-from peftrun.errors import PeftrunError, TrainingError
+from peftrun.errors import LaunchError, PeftrunError, TrainingError
 from peftrun.plan import Plan
 
 log = logging.getLogger("peftrun")
@@ -238,7 +238,13 @@ def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwr
     from peftrun.hub import ensure_offline_mode
 
     ensure_offline_mode()
-    return train(plan_for(recipe, overrides), model, overwrite=overwrite, resume=resume)
+    plan = plan_for(recipe, overrides)
+    if launch.needs_launch(plan):
+        raise LaunchError(
+            f"the recipe asks for {launch.describe(plan)}, which this one Python process cannot run: use "
+            "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
+        )
+    return train(plan, model, overwrite=overwrite, resume=resume)
 
 
 def print_dry_run(plan: Plan) -> None:

@@ -407,3 +407,16 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
         before = base(ids).logits
         after = PeftModel.from_pretrained(base, str(run_dir))(ids).logits
     assert not before.allclose(after)
+
+
+def test_the_python_api_refuses_to_train_a_multi_process_plan_alone(in_tmp: Path, tiny_model_dir: Path,
+                                                                    data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import peftrun
+    from tests.test_runner import LORA, recipe
+
+    for key in WORKER_ENV:
+        monkeypatch.delenv(key, raising=False)
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA, launch={"num_processes": 2})
+    with pytest.raises(LaunchError, match=r"the recipe asks for 2 processes, DDP, which this one Python process cannot run"):
+        peftrun.run(data)
+    assert not (in_tmp / "runs").exists()
