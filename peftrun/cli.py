@@ -16,8 +16,10 @@ from importlib import import_module
 
 from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
+from peftrun.hub import ensure_offline_mode
 
 COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval")
+LOADING_COMMANDS = {"merge", "generate", "eval"}  # they load models: decide offline mode first (run does it itself)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in LOADING_COMMANDS:
+            ensure_offline_mode()
         return int(args.handler(args))
     except PeftrunError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -28,13 +28,16 @@ class Interrupted(PeftrunError):
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
-    """Load (unless given a Recipe) and resolve for the hardware torch sees."""
+    """Load (unless given a Recipe), then resolve for the hardware torch sees. The hub's offline mode
+    is settled in between: after a bad recipe has failed, before anything may touch the hub."""
     from peftrun.hardware import probe_torch
+    from peftrun.hub import ensure_offline_mode
     from peftrun.loader import load_recipe
     from peftrun.resolver import resolve
     from peftrun.schema import Recipe
 
     loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    ensure_offline_mode()
     return resolve(loaded, probe_torch())
 
 
@@ -235,9 +238,6 @@ def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path, merged: Path
 def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwrite: bool = False,
         resume: bool = False) -> Path:
     """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built."""
-    from peftrun.hub import ensure_offline_mode
-
-    ensure_offline_mode()
     plan = plan_for(recipe, overrides)
     if launch.needs_launch(plan):
         raise LaunchError(
@@ -261,9 +261,6 @@ def print_dry_run(plan: Plan) -> None:
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
-    from peftrun.hub import ensure_offline_mode
-
-    ensure_offline_mode()
     plan = plan_for(recipe, overrides)
     # --- launch (#5): a multi-process recipe re-runs this command under accelerate's launcher ---
     plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run)

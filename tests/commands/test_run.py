@@ -67,3 +67,17 @@ def test_merge_refuses_a_directory_that_is_not_a_run(in_tmp: Path, capsys: pytes
     (in_tmp / "empty").mkdir()
     assert main(["merge", "empty", "-o", "out"]) == 5
     assert "empty is not a peftrun run directory (no recipe.resolved.yaml)" in capsys.readouterr().err
+
+
+def test_unknown_hub_model_without_offline_setting_fails_fast(in_tmp: Path, data_dir: Path) -> None:
+    """Without HF_HUB_OFFLINE, peftrun decides offline mode itself: no 50-second retry loop, no traceback."""
+    import os
+
+    path = in_tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(Path("nobody/no-such-model"), data_dir / "sft.jsonl", {"type": "sft"}, LORA)))
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "peftrun", str(path)], cwd=in_tmp, capture_output=True, text=True, env=env)
+    assert time.perf_counter() - start < 40
+    assert done.returncode == 4, done.stderr
+    assert "error: tokenizer 'nobody/no-such-model'" in done.stderr and "Traceback" not in done.stderr
