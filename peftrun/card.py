@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from peftrun.plan import Plan
@@ -26,16 +25,28 @@ def _hyperparameters(plan: Plan) -> list[str]:
     return lines
 
 
+def _how_to_load(plan: Plan) -> list[str]:
+    reward = plan.trainer_type == "reward"
+    head = "SequenceClassification" if reward else "CausalLM"
+    extra = ", num_labels=1" if reward else ""
+    if plan.recipe.peft is not None:
+        code = (f"from peft import AutoPeftModelFor{head}\n\n"
+                f"model = AutoPeftModelFor{head}.from_pretrained({plan.output_dir!r}{extra})")
+    else:
+        code = (f"from transformers import AutoModelFor{head}\n\n"
+                f"model = AutoModelFor{head}.from_pretrained({plan.output_dir!r}{extra})")
+    lines = ["```python", code, "```"]
+    if plan.recipe.model.gguf_file and plan.recipe.peft is not None:
+        lines += ["", "The base was dequantized from a GGUF file into peftrun's local cache, which "
+                  "`adapter_config.json` names as the base; elsewhere, load the base yourself and use "
+                  "`PeftModel.from_pretrained(base, run_dir)`."]
+    return lines
+
+
 def model_card(plan: Plan, summary: dict[str, Any]) -> str:
     recipe = plan.recipe
     base = recipe.model.name_or_path + (f" ({recipe.model.gguf_file})" if recipe.model.gguf_file else "")
     method = recipe.peft.method if recipe.peft else "full fine-tuning"
-    load = (
-        "```python\nfrom peft import AutoPeftModelForCausalLM\n\n"
-        f"model = AutoPeftModelForCausalLM.from_pretrained({str(Path(plan.output_dir))!r})\n```"
-        if recipe.peft else
-        f"```python\nfrom transformers import AutoModelForCausalLM\n\nmodel = AutoModelForCausalLM.from_pretrained({plan.output_dir!r})\n```"
-    )
     metrics = [f"- {k}: {v}" for k, v in summary.items() if v is not None]
     data = recipe.dataset.path if isinstance(recipe.dataset.path, str) else ", ".join(recipe.dataset.path)
     return "\n".join([
@@ -54,7 +65,7 @@ def model_card(plan: Plan, summary: dict[str, Any]) -> str:
         "",
         "## How to load",
         "",
-        load,
+        *_how_to_load(plan),
         "",
         f"Or: `peftrun generate {plan.output_dir} --prompt \"...\"`.",
         "",

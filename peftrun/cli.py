@@ -8,11 +8,14 @@ is an internal error (exit 70) and says so.
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import sys
 import traceback
 import warnings
 from collections.abc import Sequence
 from importlib import import_module
+from pathlib import Path
 
 from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
@@ -39,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
-    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
-        return ["run", *argv]
-    return argv
+    """`peftrun RECIPE ...` means `peftrun run RECIPE ...`; a mistyped command is not taken for a recipe."""
+    if not argv or argv[0] in COMMANDS or argv[0].startswith("-"):
+        return argv
+    close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+    if close and not Path(argv[0]).exists():
+        raise PeftrunError(f"unknown command {argv[0]!r}; did you mean `peftrun {close[0]}`? (see peftrun --help)")
+    return ["run", *argv]
 
 
 def _quiet_library_warnings() -> None:
@@ -51,9 +58,12 @@ def _quiet_library_warnings() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_library_warnings()
-    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    try:
+        args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    except PeftrunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
@@ -67,6 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `peftrun explain ... | head`: the reader left; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs advise
+        return 0
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
         traceback.print_exc()
         print(f"internal error in peftrun {__version__} (a bug, not your recipe): please report it with the traceback above", file=sys.stderr)

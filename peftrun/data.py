@@ -20,6 +20,7 @@ FORMATS: dict[str, list[tuple[str, frozenset[str]]]] = {
     "sft": [
         ("prompt-completion", frozenset({"prompt", "completion"})),
         ("conversational", frozenset({"messages"})),
+        ("conversational (ShareGPT)", frozenset({"conversations"})),  # TRL converts it to messages
         ("language modeling", frozenset({"text"})),
     ],
     "dpo": [("preference", frozenset({"chosen", "rejected"}))],
@@ -103,6 +104,8 @@ def load_training_data(plan: Plan) -> TrainingData:
     section, seed = plan.recipe.dataset, plan.recipe.seed
     train = _rename(_load(section.path, section.name, section.split, "dataset.path"), section.columns, "dataset.path")
     fmt = detect_format(plan.trainer_type, train.column_names, "dataset.path")
+    if section.max_samples is not None and section.max_samples < len(train):
+        train = train.select(range(section.max_samples))  # cap first: the eval fraction is of what is used
     evaluation = None
     spec = section.eval
     if spec is not None and spec.fraction is not None:
@@ -113,8 +116,6 @@ def load_training_data(plan: Plan) -> TrainingData:
         split = spec.split or ("train" if spec.path is not None else section.split)
         evaluation = _rename(_load(source, section.name, split, "dataset.eval"), section.columns, "dataset.eval")
         detect_format(plan.trainer_type, evaluation.column_names, "dataset.eval")
-    if section.max_samples is not None and section.max_samples < len(train):
-        train = train.select(range(section.max_samples))
     if len(train) == 0:
         raise DataError("dataset.path: the training split is empty")
     return TrainingData(train, evaluation, fmt)

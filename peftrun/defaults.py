@@ -52,9 +52,14 @@ RULES: Final[dict[str, str]] = {
     "trainer.use_cpu": "rule precision: no CUDA device, so TRL runs on the CPU",
     "trainer.output_dir": "from output.dir",
     "trainer.seed": "from seed",
-    "trainer.push_to_hub": "from output.push_to_hub",
-    "trainer.hub_model_id": "from output.hub_model_id",
+    "trainer.eval_strategy": "rule eval: dataset.eval is set, so evaluate at the end of every epoch",
     "output.dir": "default: runs/${name}",
+    "peft.num_virtual_tokens": f"default: {PROMPT_TUNING_VIRTUAL_TOKENS} virtual tokens",
+    "peft.prompt_tuning_init": f"default: {PROMPT_TUNING_INIT} initialization",
+    "launch.num_processes": "rule launch-processes: auto = every visible GPU, one process without a GPU",
+    "launch.mixed_precision": "rule launch-precision: follows the trainer's bf16 / fp16 flags (TRL's config decides)",
+    "quantization.quant_storage": "rule quant-storage: FSDP / ZeRO-3 shard 4-bit weights stored in the compute dtype",
+    "trainer.log_level_replica": "rule launch-logs: ranks other than 0 log errors only",
 }
 
 

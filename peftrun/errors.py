@@ -74,6 +74,12 @@ class LaunchError(PeftrunError):
     exit_code = 7
 
 
+class Interrupted(PeftrunError):
+    """The user stopped the run (Ctrl-C); a checkpoint was saved to resume from."""
+
+    exit_code = 130
+
+
 class HubError(PeftrunError):
     """The hub cannot be reached, or no token allows pushing to it."""
 

@@ -1,8 +1,10 @@
 """`peftrun eval`: the base model and the tuned one side by side, on held-out data.
 
-Two measures for each: the loss on the completions (the tokens training scored),
-and the exact match of greedy generations against the reference completions,
-whitespace-normalized.
+Two measures for each: the loss of the reference completion given its prompt
+(mean per completion token, tokenized exactly as TRL's SFT trainer does), and
+the exact match of greedy generations against the reference completions,
+whitespace-normalized. For `messages` data the last assistant turn is the
+completion and the turns before it the prompt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import DataError, RunDirError
+from peftrun.rewards import message_text
 from peftrun.plan import Plan
 
 
@@ -26,17 +29,11 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, list):  # conversational completion: a list of messages
-        return "".join(str(m.get("content", "")) for m in value)
-    return str(value)
-
-
 def examples_from(dataset: Any) -> list[Example]:
     """Prompt / reference pairs from prompt-completion or conversational (messages) data."""
     columns = set(dataset.column_names)
     if {"prompt", "completion"} <= columns:
-        return [Example(row["prompt"], _as_text(row["completion"])) for row in dataset]
+        return [Example(row["prompt"], message_text(row["completion"])) for row in dataset]
     if "messages" in columns:
         out = []
         for row in dataset:
@@ -56,7 +53,7 @@ def eval_dataset(plan: Plan, data_path: str | None) -> Any:
     section = plan.recipe.dataset
     if data_path is not None:
         section = section.model_copy(update={"path": data_path, "eval": None, "split": "train", "max_samples": None})
-        plan = _with_dataset(plan, section)
+        plan = plan.with_sections(dataset=section)
         return load_training_data(plan).train
     loaded = load_training_data(plan)
     if loaded.eval is None:
@@ -64,26 +61,20 @@ def eval_dataset(plan: Plan, data_path: str | None) -> Any:
     return loaded.eval
 
 
-def _with_dataset(plan: Plan, section: Any) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, recipe=plan.recipe.model_copy(update={"dataset": section}))
-
 
 def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
-    """Token ids of the prompt and of the reference completion, as training formatted them."""
-    from peftrun.generation import prompt_text
+    """(prompt ids, completion ids) as TRL's SFT trainer tokenizes a prompt-completion pair: the prompt
+    alone and prompt + completion (+ EOS for plain text), split where the two first differ."""
+    from peftrun.generation import prompt_ids
 
+    prompt = prompt_ids(tokenizer, example.prompt)
     if isinstance(example.prompt, list):
-        prompt = prompt_text(tokenizer, example.prompt)
         messages = [*example.prompt, {"role": "assistant", "content": example.reference}]
-        full = tokenizer.apply_chat_template(messages, tokenize=False)
+        full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
     else:
-        prompt = example.prompt
-        full = example.prompt + example.reference + (tokenizer.eos_token or "")
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-    return prompt_ids, full_ids[len(prompt_ids):]
+        full = list(tokenizer(text=example.prompt + example.reference + (tokenizer.eos_token or ""))["input_ids"])
+    shared = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+    return full[:shared], full[shared:]
 
 
 def completion_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
@@ -109,7 +100,7 @@ def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
     from peftrun.generation import generate
 
     longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
-    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8, chat=False)
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8)
     hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
     return hits / len(examples)
 

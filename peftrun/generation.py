@@ -1,34 +1,45 @@
-"""Greedy generation with the tokenizer's chat template (shared by `generate` and `eval`)."""
+"""Greedy generation, tokenized as TRL tokenizes prompts (shared by `generate` and `eval`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def prompt_text(tokenizer: Any, prompt: str | list[dict[str, str]], chat: bool = True) -> str:
-    """The model input for a prompt. Messages always go through the chat template; a plain string
-    does when `chat` is set and the tokenizer has a template (a user's typed prompt), and stays raw
-    otherwise (plain-text training data, which TRL trains without a template)."""
-    if isinstance(prompt, str) and not (chat and tokenizer.chat_template):
-        return prompt
-    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def prompt_ids(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[int]:
+    """Token ids of a prompt as TRL's SFT trainer builds them: chat messages through the chat template
+    with the generation prompt; plain text through the tokenizer (special tokens such as BOS included)."""
+    if isinstance(prompt, list):
+        return list(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
+                                                  return_dict=True)["input_ids"])
+    return list(tokenizer(text=prompt)["input_ids"])
 
 
-def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int, chat: bool = True,
-             batch_size: int = 8) -> list[str]:
-    """Greedy completions (the new text only) for each prompt."""
+def as_chat(tokenizer: Any, text: str) -> str | list[dict[str, str]]:
+    """A typed prompt: a user message when the tokenizer has a chat template, else the raw text."""
+    return [{"role": "user", "content": text}] if tokenizer.chat_template else text
+
+
+def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Stop on the tokenizer's EOS (what TRL appends to completions) and the model's own."""
+    configured = model.generation_config.eos_token_id
+    ids = configured if isinstance(configured, list) else [configured] if configured is not None else []
+    return [tokenizer.eos_token_id, *(i for i in ids if i != tokenizer.eos_token_id)]
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int, batch_size: int = 8) -> list[str]:
+    """Greedy completions (the new text only) for each prompt (text or chat messages)."""
     import torch
 
-    tokenizer.padding_side = "left"
+    pad = tokenizer.pad_token_id
     outputs: list[str] = []
     model.eval()
     for start in range(0, len(prompts), batch_size):
-        texts = [prompt_text(tokenizer, p, chat) for p in prompts[start:start + batch_size]]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        batch = [prompt_ids(tokenizer, p) for p in prompts[start:start + batch_size]]
+        width = max(len(ids) for ids in batch)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=model.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=model.device)
         with torch.no_grad():
-            tokens = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
-        new = tokens[:, batch["input_ids"].shape[1]:]
-        outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
+            tokens = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                    do_sample=False, pad_token_id=pad, eos_token_id=_stop_ids(model, tokenizer))
+        outputs += tokenizer.batch_decode(tokens[:, width:], skip_special_tokens=True)
     return outputs

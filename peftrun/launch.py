@@ -207,7 +207,8 @@ def _config_problems(plan: Plan) -> list[tuple[str, str]]:
     return problems
 
 
-def _problems(plan: Plan) -> list[tuple[str, str]]:
+def machine_problems(plan: Plan) -> list[tuple[str, str]]:
+    """(key path, message) for each launch setting this machine cannot run."""
     from importlib.util import find_spec
 
     launch, hw = plan.recipe.launch, plan.hardware
@@ -225,14 +226,6 @@ def _problems(plan: Plan) -> list[tuple[str, str]]:
     if launch.accelerate_config is not None:
         problems += _config_problems(plan)
     return problems
-
-
-def preflight(plan: Plan) -> None:
-    """Refuse, before anything starts, what this machine cannot run (RecipeError, exit status 2)."""
-    problems = _problems(plan)
-    if problems:
-        raise RecipeError([Problem(plan.recipe.where(path), path, msg) for path, msg in problems],
-                          source=str(plan.recipe.path or ""))
 
 
 def expected_world_size(plan: Plan) -> int | None:
@@ -268,7 +261,6 @@ def from_cli(plan: Plan, recipe: str, overrides: Sequence[str], *, overwrite: bo
         return plan, None
     if not uses_launcher(plan.recipe.launch):
         return plan, None
-    preflight(plan)
     if dry_run:
         return plan, None
     script_args = ["run", recipe, *overrides, *(["--overwrite"] if overwrite else []), *(["--resume"] if resume else [])]
@@ -281,8 +273,9 @@ def run_launcher(plan: Plan, script_args: Sequence[str], *, overwrite: bool, res
 
     launch = plan.recipe.launch
     run_dir = Path(plan.output_dir)
-    if launch.machine_rank == 0 and not overwrite:  # refuse an occupied directory before starting anything
-        rundir.prepare(run_dir, str(plan.recipe.path or "RECIPE"), False, resume)
+    if launch.machine_rank == 0:  # refuse an occupied directory before starting anything
+        rundir.check(run_dir, str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
+                     overwrite=overwrite, resume=resume)
     expected = expected_world_size(plan)
     argv = launch_argv(plan, script_args)
     env = dict(os.environ)

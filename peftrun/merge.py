@@ -29,22 +29,16 @@ def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
     from peftrun.modeling import load_model, load_tokenizer
 
     plan = plan_of_run(run_dir)
-    base_plan = plan if quantized else _without_quantization(plan)
+    base_plan = plan if quantized else plan.with_sections(quantization=None)
     tokenizer = load_tokenizer(plan)
-    if plan.recipe.peft is None:
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(str(run_dir)), tokenizer, plan
+    if plan.recipe.peft is None:  # a full fine-tune: the run directory holds the whole model
+        base_plan = base_plan.with_sections(model=plan.recipe.model.model_copy(update={
+            "name_or_path": str(run_dir), "gguf_file": None, "revision": None}))
+        return load_model(base_plan, tokenizer), tokenizer, plan
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(load_model(base_plan, tokenizer), str(run_dir))
     return model, tokenizer, plan
-
-
-def _without_quantization(plan: Plan) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, recipe=plan.recipe.model_copy(update={"quantization": None}))
 
 
 def merge_run(run_dir: Path, out_dir: Path) -> Path:

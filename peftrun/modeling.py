@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from peftrun.builders import build_quantization_config
 from peftrun.errors import ModelLoadError
 from peftrun.hub import is_local, offline, offline_message
 from peftrun.plan import Plan
+from peftrun.resolver_launch import is_sharded
 
 log = logging.getLogger("peftrun")
 
@@ -20,8 +22,18 @@ def model_source(plan: Plan) -> tuple[str, dict[str, Any]]:
     if model.gguf_file:
         from peftrun.gguf_cache import cached_gguf_model_dir
 
-        return str(cached_gguf_model_dir(model.name_or_path, model.gguf_file)), {}
+        try:
+            return str(cached_gguf_model_dir(model.name_or_path, model.gguf_file, gguf_cache_root())), {}
+        except OSError as exc:  # a missing file, or a hub id that is not cached while offline
+            if not is_local(model.name_or_path) and offline():
+                raise ModelLoadError(offline_message("model", model.name_or_path)) from None
+            raise ModelLoadError(f"cannot load {model.gguf_file} from {model.name_or_path}: {exc}") from None
     return model.name_or_path, {"revision": model.revision} if model.revision else {}
+
+
+def gguf_cache_root() -> Path:
+    """Where dequantized GGUF checkpoints are kept: $PEFTRUN_CACHE/gguf (default ~/.cache/peftrun/gguf)."""
+    return Path(os.environ.get("PEFTRUN_CACHE", Path.home() / ".cache" / "peftrun")) / "gguf"
 
 
 def _from_pretrained(loader: Any, what: str, name: str, **kwargs: Any) -> Any:
@@ -56,9 +68,7 @@ def load_tokenizer(plan: Plan) -> Any:
 def device_map(plan: Plan, local_rank: int) -> dict[str, int] | None:
     """Quantized weights load on this process's device (one copy per process under DDP);
     sharded strategies (FSDP, ZeRO-3) load without a device map so the model can be split."""
-    if plan.recipe.quantization is None or not plan.hardware.cuda:
-        return None
-    if plan.recipe.launch.strategy == "fsdp" or getattr(plan.recipe.launch, "zero_stage", 0) == 3:
+    if plan.recipe.quantization is None or not plan.hardware.cuda or is_sharded(plan.recipe.launch):
         return None
     return {"": local_rank}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from peftrun.hardware import Hardware
@@ -33,6 +33,10 @@ class Plan:
     def output_dir(self) -> str:
         assert self.recipe.output.dir is not None  # the resolver always fills it
         return self.recipe.output.dir
+
+    def with_sections(self, **sections: Any) -> "Plan":
+        """The same plan with some recipe sections replaced (e.g. no quantization to merge in full precision)."""
+        return replace(self, recipe=self.recipe.model_copy(update=sections))
 
     def source(self, path: str) -> str:
         """Where the value at `path` came from."""

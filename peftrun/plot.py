@@ -3,29 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 
-def plot_losses(log_history: list[dict[str, Any]], path: Path) -> Path:
+def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]]:
+    steps, values = [], []
+    for entry in log_history:
+        if key in entry and "step" in entry:
+            steps.append(entry["step"])
+            values.append(float(entry[key]))
+    return steps, values
+
+
+def plot_losses(log_history: list[dict], path: Path) -> Path:
+    """Write a PNG of the training loss per logged step, with the eval loss when present.
+
+    ``log_history`` is ``trainer.state.log_history`` (a list of dicts with ``step``
+    and ``loss`` / ``eval_loss``; the final summary entry has ``train_loss`` and is
+    left out). ``path`` is the file to write, or a directory to write ``loss.png``
+    into. Returns the file written.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e and "step" in e]
-    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    if train:
-        ax.plot(*zip(*train), label="train loss", color="tab:blue")
-    if evals:
-        ax.plot(*zip(*evals), "o-", label="eval loss", color="tab:orange")
-    ax.set_xlabel("step")
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / "loss.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    train_steps, train_loss = _series(log_history, "loss")
+    eval_steps, eval_loss = _series(log_history, "eval_loss")
+
+    fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    if train_steps:
+        ax.plot(train_steps, train_loss, marker="o", markersize=3, label="train loss")
+    if eval_steps:
+        ax.plot(eval_steps, eval_loss, marker="s", markersize=4, label="eval loss")
+    if not (train_steps or eval_steps):
+        ax.text(0.5, 0.5, "no loss was logged", ha="center", va="center", transform=ax.transAxes)
+    # The run directory's name says which run this is (runs/quickstart/loss.png -> quickstart).
+    ax.set_title(f"Training loss: {path.parent.name}" if path.parent.name else "Training loss")
+    ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.set_title(path.parent.name)
-    ax.grid(alpha=0.3)
-    if train or evals:
+    ax.grid(True, alpha=0.3)
+    if train_steps or eval_steps:
         ax.legend()
-    fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

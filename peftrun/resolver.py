@@ -49,8 +49,6 @@ def _model_dtype(recipe: Recipe, hw: Hardware, notes: _Notes) -> str:
     if dtype == "auto":
         dtype = "bfloat16" if hw.bf16 else "float32"
         notes.fill("model.dtype", f"{defaults.RULES['model.dtype']} -> {dtype}")
-    if dtype == "float16" and not hw.cuda:
-        notes.refuse("model.dtype", "float16 training needs a CUDA GPU; use float32 or bfloat16 on the CPU")
     return dtype
 
 
@@ -119,8 +117,10 @@ def _layer_selection_checks(lora: LoraSection, notes: _Notes) -> None:
 def _static_defaults(recipe: Recipe, notes: _Notes) -> None:
     """Name the rule behind each schema default that has one in defaults.RULES."""
     paths = ["seed"]
-    if recipe.peft is not None and recipe.peft.method == "lora":
+    if isinstance(recipe.peft, LoraSection):
         paths += ["peft.r", "peft.lora_alpha", "peft.lora_dropout", "peft.bias", "peft.target_modules"]
+    elif isinstance(recipe.peft, PromptTuningSection):
+        paths += ["peft.num_virtual_tokens", "peft.prompt_tuning_init"]
     for path in paths:
         if not notes.given(path):
             notes.fill(path, defaults.RULES[path])
@@ -198,17 +198,22 @@ def _generation_batch_check(recipe: Recipe, notes: _Notes) -> None:
         )
 
 
-def _training_args(recipe: Recipe, output_dir: str, rate: float, flags: dict[str, Any], notes: _Notes) -> dict[str, Any]:
+def _trainer_rules(recipe: Recipe, rate: float, flags: dict[str, Any], notes: _Notes) -> dict[str, Any]:
+    """Trainer values filled by rules; they go into the resolved trainer section (and so into
+    recipe.resolved.yaml), not only into the TRL config."""
+    filled: dict[str, Any] = {"learning_rate": rate, **flags}
+    if recipe.dataset.eval is not None and "eval_strategy" not in recipe.trainer.model_fields_set:
+        filled["eval_strategy"] = "epoch"
+        notes.fill("trainer.eval_strategy", defaults.RULES["trainer.eval_strategy"])
+    return filled
+
+
+def training_args(recipe: Recipe) -> dict[str, Any]:
+    """Keyword arguments for the TRL config of a resolved recipe: every trainer value written or filled
+    by a rule, plus what peftrun owns elsewhere (output_dir, seed)."""
     trainer = recipe.trainer
     args = {k: getattr(trainer, k) for k in sorted(trainer.model_fields_set) if k not in TRAINER_OWNED}
-    args.update(flags, learning_rate=rate, output_dir=output_dir, seed=recipe.seed)
-    if recipe.dataset.eval is not None and "eval_strategy" not in trainer.model_fields_set:
-        args["eval_strategy"] = "epoch"
-        notes.fill("trainer.eval_strategy", "rule eval: dataset.eval is set, so evaluate at the end of every epoch")
-    if recipe.output.push_to_hub:
-        args.update(push_to_hub=True, hub_model_id=recipe.output.hub_model_id)
-    for key in ("output_dir", "seed"):
-        notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    args.update(output_dir=recipe.output.dir, seed=recipe.seed)
     return args
 
 
@@ -230,15 +235,16 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
         notes.fill("output.dir", defaults.RULES["output.dir"])
     if notes.problems:
         raise RecipeError(notes.problems, source=str(recipe.path or ""))
-    training_args = _training_args(recipe, output_dir, rate, flags, notes)
     resolved = recipe.model_copy(
         update={
             "model": recipe.model.model_copy(update={"dtype": dtype}),
             "quantization": quant,
             "peft": recipe.peft.model_copy(update={"task_type": task_type}) if recipe.peft else None,
-            "trainer": recipe.trainer.model_copy(update={"learning_rate": rate, **flags}),
+            "trainer": recipe.trainer.model_copy(update=_trainer_rules(recipe, rate, flags, notes)),
             "output": recipe.output.model_copy(update={"dir": output_dir}),
         }
     )
+    for key in ("output_dir", "seed"):
+        notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
     provenance = {**recipe.sources, **notes.provenance}
-    return Plan(resolved, hardware, provenance, training_args, task_type, tuple(notes.warnings))
+    return Plan(resolved, hardware, provenance, training_args(resolved), task_type, tuple(notes.warnings))

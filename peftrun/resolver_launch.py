@@ -10,7 +10,7 @@ settings that cannot rendezvous.
 What depends on the machine the run starts on (a GPU-only strategy on a CPU-only
 machine, more processes than GPUs, DeepSpeed not installed, a missing
 accelerate config file) is checked when the run starts, by
-peftrun.launch.preflight: `peftrun validate recipes/` on a laptop must accept a
+peftrun.preflight: `peftrun validate recipes/` on a laptop must accept a
 recipe written for an 8-GPU node.
 
 Pure: no I/O, no torch.
@@ -20,18 +20,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from peftrun import defaults
 from peftrun.hardware import Hardware
 from peftrun.schema import Recipe
 
 if TYPE_CHECKING:
     from peftrun.resolver import _Notes
-
-RULES = {
-    "launch.num_processes": "rule launch-processes: auto = every visible GPU, one process without a GPU",
-    "launch.mixed_precision": "rule launch-precision: follows the trainer's bf16 / fp16 flags (TRL's config decides)",
-    "quantization.quant_storage": "rule quant-storage: FSDP / ZeRO-3 shard 4-bit weights stored in the compute dtype",
-    "trainer.log_level_replica": "rule launch-logs: ranks other than 0 log errors only",
-}
 
 STRATEGY_NAMES = {"ddp": "DDP", "fsdp": "FSDP", "deepspeed": "DeepSpeed"}
 
@@ -59,7 +53,7 @@ def _num_processes(recipe: Recipe, hardware: Hardware, notes: _Notes) -> int:
     if value == "auto":
         count = hardware.device_count if hardware.cuda else 1
         how = f"{count} GPU{'s' if count != 1 else ''} visible" if hardware.cuda else "no GPU visible"
-        notes.fill("launch.num_processes", f"{RULES['launch.num_processes']} -> {count} ({how})")
+        notes.fill("launch.num_processes", f"{defaults.RULES['launch.num_processes']} -> {count} ({how})")
         return max(count, 1)
     if value < 1:
         notes.refuse("launch.num_processes", f"num_processes must be at least 1 (or auto), not {value}")
@@ -76,7 +70,7 @@ def _mixed_precision(recipe: Recipe, dtype: str, notes: _Notes) -> str:
     wanted = "fp16" if fp16 else "bf16" if bf16 else "no"
     given = recipe.launch.mixed_precision
     if given is None:
-        notes.fill("launch.mixed_precision", f"{RULES['launch.mixed_precision']} -> {wanted}")
+        notes.fill("launch.mixed_precision", f"{defaults.RULES['launch.mixed_precision']} -> {wanted}")
         return wanted
     if given != wanted:
         notes.refuse(
@@ -107,7 +101,7 @@ def _quantization(recipe: Recipe, dtype: str, notes: _Notes) -> Any:
     storage = quant.quant_storage
     if storage is None:
         storage = compute
-        notes.fill("quantization.quant_storage", f"{RULES['quantization.quant_storage']} -> {storage}")
+        notes.fill("quantization.quant_storage", f"{defaults.RULES['quantization.quant_storage']} -> {storage}")
     if storage == "uint8":
         notes.refuse(
             "quantization.quant_storage",
@@ -180,7 +174,7 @@ def _replica_logs(recipe: Recipe, processes: int, notes: _Notes) -> Any:
         return trainer
     if notes.given("trainer.log_level_replica") or not hasattr(trainer, "log_level_replica"):
         return trainer
-    notes.fill("trainer.log_level_replica", RULES["trainer.log_level_replica"])
+    notes.fill("trainer.log_level_replica", defaults.RULES["trainer.log_level_replica"])
     return trainer.model_copy(update={"log_level_replica": "error"})
 
 

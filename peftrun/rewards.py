@@ -19,7 +19,7 @@ from peftrun.errors import Problem, RecipeError
 RewardFunc = Callable[..., list[float]]
 
 
-def _text(completion: Any) -> str:
+def message_text(completion: Any) -> str:
     """A completion as text, for standard (str) and conversational (list of messages) data."""
     if isinstance(completion, list):
         return "".join(str(message.get("content", "")) for message in completion)
@@ -28,12 +28,12 @@ def _text(completion: Any) -> str:
 
 def answer_match(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
     """1.0 when the completion, stripped, equals the `answer` column, else 0.0."""
-    return [float(_text(c).strip() == str(a).strip()) for c, a in zip(completions, answer, strict=True)]
+    return [float(message_text(c).strip() == str(a).strip()) for c, a in zip(completions, answer, strict=True)]
 
 
 def answer_contains(completions: list[Any], answer: list[str], **_: Any) -> list[float]:
     """1.0 when the `answer` column appears in the completion, else 0.0."""
-    return [float(str(a).strip() in _text(c)) for c, a in zip(completions, answer, strict=True)]
+    return [float(str(a).strip() in message_text(c)) for c, a in zip(completions, answer, strict=True)]
 
 
 THINK_FORMAT = re.compile(r"^<think>.*?</think>\s*\S", re.DOTALL)
@@ -41,12 +41,12 @@ THINK_FORMAT = re.compile(r"^<think>.*?</think>\s*\S", re.DOTALL)
 
 def think_format(completions: list[Any], **_: Any) -> list[float]:
     """1.0 when the completion starts with a <think>...</think> block followed by an answer."""
-    return [float(bool(THINK_FORMAT.match(_text(c).strip()))) for c in completions]
+    return [float(bool(THINK_FORMAT.match(message_text(c).strip()))) for c in completions]
 
 
 def concise(completions: list[Any], **_: Any) -> list[float]:
     """Shorter is better: 1 / (1 + words / 50)."""
-    return [1.0 / (1.0 + len(_text(c).split()) / 50.0) for c in completions]
+    return [1.0 / (1.0 + len(message_text(c).split()) / 50.0) for c in completions]
 
 
 SHIPPED: dict[str, RewardFunc] = {

@@ -29,24 +29,75 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def prepare(run_dir: Path, recipe_label: str, overwrite: bool, resume: bool) -> Path | None:
-    """Make the run directory ready; returns the checkpoint to resume from, if any.
+# Trainer settings a --resume may change: how long to go on, and how often to log, evaluate and save.
+RESUMABLE_CHANGES = frozenset({
+    "trainer.max_steps", "trainer.num_train_epochs", "trainer.save_steps", "trainer.save_total_limit",
+    "trainer.logging_steps", "trainer.eval_steps", "trainer.report_to", "trainer.dataloader_num_workers",
+})
 
-    Refuses to touch a non-empty directory unless --overwrite (start over) or
-    --resume (continue from its last checkpoint) says what to do with it.
+
+def _occupied(run_dir: Path) -> bool:
+    """Holds anything but the resolved recipe of a start that failed before training."""
+    return run_dir.is_dir() and any(p.name != RESOLVED_RECIPE for p in run_dir.iterdir())
+
+
+def check(run_dir: Path, recipe_label: str, resolved_text: str, *, overwrite: bool, resume: bool) -> Path | None:
+    """Before anything loads: may this run use its directory? Returns the checkpoint to resume from.
+
+    A non-empty directory is refused unless --overwrite (start over; only a peftrun run directory is
+    ever deleted) or --resume (continue from its last checkpoint, with the same recipe) says what to do.
     """
-    occupied = run_dir.is_dir() and any(run_dir.iterdir())
     if resume:
         found = checkpoints(run_dir) if run_dir.is_dir() else []
         if not found:
             raise RunDirError(f"{run_dir} has no checkpoint to resume from; run without --resume to start")
+        _check_same_recipe(run_dir, resolved_text)
         return found[-1]
-    if occupied and not overwrite:
+    if _occupied(run_dir) and not overwrite:
         raise RunDirError(_occupied_message(run_dir, recipe_label))
-    if occupied:
+    if _occupied(run_dir):
+        _check_deletable(run_dir)
+    return None
+
+
+def claim(run_dir: Path, resolved_text: str, *, overwrite: bool) -> None:
+    """Start the run: clear the directory (--overwrite, checked by `check`), create it, write the recipe."""
+    if overwrite and _occupied(run_dir):
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return None
+    (run_dir / RESOLVED_RECIPE).write_text(resolved_text)
+
+
+def _check_deletable(run_dir: Path) -> None:
+    here, target = Path.cwd().resolve(), run_dir.resolve()
+    if target in (here, *here.parents, Path.home().resolve()):
+        raise RunDirError(f"--overwrite would delete {run_dir}, which holds the working directory or home: "
+                          "choose another output.dir")
+    if not ((run_dir / RESOLVED_RECIPE).is_file() or (run_dir / MANIFEST).is_file() or checkpoints(run_dir)):
+        raise RunDirError(f"{run_dir} is not a peftrun run directory (no {RESOLVED_RECIPE}, {MANIFEST} or "
+                          "checkpoints), and --overwrite deletes only runs: empty it yourself or choose another output.dir")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _check_same_recipe(run_dir: Path, resolved_text: str) -> None:
+    """A resumed run must train what the checkpoint was trained with (it may go on longer)."""
+    saved_file = run_dir / RESOLVED_RECIPE
+    if not saved_file.is_file():
+        return
+    saved, now = _flatten(yaml.safe_load(saved_file.read_text())), _flatten(yaml.safe_load(resolved_text))
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        details = "; ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed[:8])
+        raise RunDirError(f"--resume with a different recipe than {saved_file} was trained with ({details}); only "
+                          f"{', '.join(sorted(RESUMABLE_CHANGES))} may change. Start over with --overwrite instead")
 
 
 def _occupied_message(run_dir: Path, recipe_label: str) -> str:
@@ -60,14 +111,24 @@ def _occupied_message(run_dir: Path, recipe_label: str) -> str:
     return f"{run_dir} is not empty: {fix}"
 
 
-def write_resolved_recipe(plan: Plan, run_dir: Path) -> Path:
-    """recipe.resolved.yaml: every value explicit; it validates and re-runs the same training."""
+def resolved_recipe_text(plan: Plan) -> str:
+    """recipe.resolved.yaml: every value explicit; it validates and re-runs the same training.
+    Values that came from `${oc.env:...}` keep the expression, so no secret is written out."""
     data = plan.recipe.model_dump(mode="json", exclude={"extends"})
     data["trainer"] = {"type": plan.trainer_type, **_trainer_values(plan)}
+    for path, expression in plan.recipe.env_expressions.items():
+        _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
-    path = run_dir / RESOLVED_RECIPE
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
-    return path
+    return header + yaml.safe_dump(data, sort_keys=False)
+
+
+def _set(data: Any, keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        data = data[int(key)] if isinstance(data, list) else data.setdefault(key, {})
+    if isinstance(data, list):
+        data[int(keys[-1])] = value
+    else:
+        data[keys[-1]] = value
 
 
 def _trainer_values(plan: Plan) -> dict[str, Any]:

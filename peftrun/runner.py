@@ -6,7 +6,6 @@ builders, rundir, card) are small functions of the Plan.
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import time
@@ -15,30 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from peftrun import launch, ranks, rundir
-from peftrun.errors import LaunchError, PeftrunError, TrainingError
+from peftrun.errors import Interrupted, LaunchError, TrainingError
 from peftrun.plan import Plan
 
-log = logging.getLogger("peftrun")
-
-
-class Interrupted(PeftrunError):
-    """The user stopped the run; a checkpoint was saved to resume from."""
-
-    exit_code = 130
-
-
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
-    """Load (unless given a Recipe), then resolve for the hardware torch sees. The hub's offline mode
-    is settled in between: after a bad recipe has failed, before anything may touch the hub."""
+    """Load (unless given a Recipe), resolve for the hardware torch sees, and check this machine can run
+    it. The hub's offline mode is settled after a bad recipe has failed, before anything may touch the hub."""
     from peftrun.hardware import probe_torch
     from peftrun.hub import ensure_offline_mode
     from peftrun.loader import load_recipe
-    from peftrun.resolver import resolve
+    from peftrun.preflight import preflight
     from peftrun.schema import Recipe
+    from peftrun.validation import checked_plan
 
     loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
     ensure_offline_mode()
-    return resolve(loaded, probe_torch())
+    plan = checked_plan(loaded, probe_torch())
+    preflight(plan)
+    return plan
 
 
 class _StopOnSignal:
@@ -123,10 +116,7 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
 def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Run a resolved plan end to end; returns the run directory."""
     from peftrun.builders import build_training_args
-    from peftrun.builders.trainer import build_trainer
-    from peftrun.data import load_training_data
     from peftrun.hub import check_can_push
-    from peftrun.modeling import keep_full_layers_at_model_dtype, load_model, load_tokenizer
     from peftrun.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
@@ -134,15 +124,36 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     if plan.recipe.output.push_to_hub:
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
-    run_dir = Path(plan.output_dir)
-    label = str(plan.recipe.path or "RECIPE")
-    resume_from = rundir.prepare(run_dir, label, overwrite, resume) if ranks.rank() == 0 else None
-    if ranks.rank() == 0:
-        rundir.write_resolved_recipe(plan, run_dir)
-    resume_from = ranks.sync_run_dir(run_dir, resume, resume_from)  # launch (#5): ranks wait for rank 0, resume alike
+    run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
+    main = ranks.rank() == 0
+    resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
+    data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
+    if main:
+        rundir.claim(run_dir, text, overwrite=overwrite)
+    resume_from = ranks.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
+    trainer, result, before = _train(plan, args, model, tokenizer, data, rewards, resume_from)
+    ranks.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
+    if trainer.is_world_process_zero():
+        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
+    return run_dir
+
+
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
+    from peftrun.data import load_training_data
+    from peftrun.modeling import load_model, load_tokenizer
+
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
-    model = model if model is not None else load_model(plan, tokenizer, args.local_process_index)
+    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank)
+
+
+def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
+           resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+    """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
+    from peftrun.builders.trainer import build_trainer
+    from peftrun.modeling import keep_full_layers_at_model_dtype
+
     stopper = _StopOnSignal()
     trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
     if plan.recipe.quantization is not None:
@@ -153,15 +164,12 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     if stopper.requested:
         trainer.save_state()
         raise Interrupted(
-            f"stopped at step {trainer.state.global_step}; the checkpoint in {run_dir} resumes with "
-            f"`peftrun {label} --resume`"
+            f"stopped at step {trainer.state.global_step}; the checkpoint in {plan.output_dir} resumes with "
+            f"`peftrun {plan.recipe.path or 'RECIPE'} --resume`"
         )
-    if not launch.is_sharded(plan.recipe.launch):  # launch (#5): sharded runs check the saved adapter instead
+    if not launch.is_sharded(plan.recipe.launch):  # sharded runs check the saved adapter instead (ranks.py)
         _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
-    ranks.save_on_every_rank(plan, trainer, run_dir, before)  # launch (#5): FSDP / ZeRO-3 gather on every rank
-    if trainer.is_world_process_zero():
-        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
-    return run_dir
+    return trainer, result, before
 
 
 def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
@@ -192,7 +200,9 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     (run_dir / "README.md").write_text(model_card(plan, summary))
     rundir.write_manifest(run_dir, _manifest(plan, data, summary, started, merged))
     if plan.recipe.output.push_to_hub:
-        trainer.push_to_hub()
+        from peftrun.hub import push_run
+
+        push_run(run_dir, str(plan.recipe.output.hub_model_id))
     _print_summary(plan, summary, plot, merged)
 
 

@@ -12,6 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.hardware import Hardware
+from peftrun.plan import Plan
+from peftrun.resolver import resolve
 from peftrun.schema import OWNED_ELSEWHERE, Recipe
 from peftrun.schema.recipe import nearest_source
 
@@ -197,7 +200,7 @@ def missing_paths(recipe: Recipe) -> list[Problem]:
 
 
 def validate_recipe(data: Mapping[str, Any], sources: Mapping[str, str], path: Path | None) -> Recipe:
-    """The validated Recipe, carrying its source map, or a RecipeError with every problem."""
+    """The Recipe (schema-checked, carrying its source map), or a RecipeError with every schema problem."""
     label = str(path) if path else ""
     try:
         recipe = Recipe.model_validate(data)
@@ -205,7 +208,17 @@ def validate_recipe(data: Mapping[str, Any], sources: Mapping[str, str], path: P
         raise RecipeError(problems_from(exc, sources), source=label) from None
     recipe._sources = dict(sources)
     recipe._path = path
-    problems = missing_paths(recipe)
-    if problems:
-        raise RecipeError(problems, source=label)
     return recipe
+
+
+def checked_plan(recipe: Recipe, hardware: Hardware) -> Plan:
+    """The resolved plan, or every remaining problem at once: local files that do not exist and the
+    combinations the resolver refuses (resolve() itself stays pure: it reads no files)."""
+    problems = missing_paths(recipe)
+    try:
+        plan = resolve(recipe, hardware)
+    except RecipeError as error:
+        problems += error.problems
+    if problems:
+        raise RecipeError(problems, source=str(recipe.path or ""))
+    return plan

@@ -49,3 +49,28 @@ def test_eval_needs_comparable_data(learned_run: Path, data_dir: Path, capsys: p
 
 def test_normalize() -> None:
     assert normalize("  a \n b\t") == "a b"
+
+
+@pytest.mark.parametrize("bos", [False, True], ids=["no-bos", "bos"])
+@pytest.mark.parametrize("conversational", [False, True], ids=["text", "chat"])
+def test_eval_tokenizes_like_trl(tmp_path: Path, bos: bool, conversational: bool) -> None:
+    """The prompt / completion split is the one TRL's SFT trainer trains on (BOS, template, EOS included)."""
+    from transformers import AutoTokenizer
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    from peftrun.evaluate import Example, _token_pieces
+
+    tiny.build_tokenizer(tmp_path, bos=bos)
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
+    if conversational:
+        prompt, completion = [{"role": "user", "content": "Date?"}], [{"role": "assistant", "content": "2021-03-05"}]
+        prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+        full = _tokenize(tokenizer, prompt + completion)["input_ids"]
+        example = Example(prompt, "2021-03-05")
+    else:
+        prompt_ids = _tokenize(tokenizer, "Date?")["input_ids"]
+        full = _tokenize(tokenizer, "Date? 2021-03-05" + tokenizer.eos_token)["input_ids"]
+        example = Example("Date?", " 2021-03-05")
+    shared = common_prefix_length(prompt_ids, full)
+    assert _token_pieces(tokenizer, example) == (full[:shared], full[shared:])
+    assert (full[0] == tokenizer.bos_token_id) == (bos and not conversational)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from peftrun import launch, ranks
+from peftrun.preflight import preflight
 from peftrun.cli import main
 from peftrun.errors import LaunchError, RecipeError
 from peftrun.hardware import CPU, Hardware
@@ -248,7 +249,7 @@ def test_other_launch_refusals() -> None:
 
 def preflight_problems(plan: Plan) -> dict[str, str]:
     with pytest.raises(RecipeError) as caught:
-        launch.preflight(plan)
+        preflight(plan)
     found: dict[str, str] = {}
     for problem in caught.value.problems:
         found[problem.path] = "\n".join(filter(None, (found.get(problem.path), problem.message)))
@@ -259,13 +260,13 @@ def test_gpu_strategies_are_refused_on_a_cpu_only_machine_when_the_run_starts() 
     for section in ({"strategy": "fsdp"}, {"strategy": "deepspeed", "zero_stage": 3}):
         plan = plan_of({**section, "num_processes": 2}, CPU, quantization={"bits": 4})  # validate accepts it
         assert "needs CUDA GPUs and this machine has none" in preflight_problems(plan)["launch.strategy"]
-    launch.preflight(plan_of({"num_processes": 2}, CPU))  # DDP runs on CPUs (gloo)
+    preflight(plan_of({"num_processes": 2}, CPU))  # DDP runs on CPUs (gloo)
 
 
 def test_more_processes_than_gpus_is_refused() -> None:
     problems = preflight_problems(plan_of({"num_processes": 4}, GPU2))
     assert "has 2 visible GPUs (A100)" in problems["launch.num_processes"]
-    launch.preflight(plan_of({"num_processes": 8}, GPU8))
+    preflight(plan_of({"num_processes": 8}, GPU8))
 
 
 def test_deepspeed_must_be_installed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,7 +290,7 @@ def test_accelerate_config_file_must_exist_and_agree(in_tmp: Path) -> None:
     assert "set launch.zero_stage: 3" in problems["launch.zero_stage"]
     (in_tmp / "team.yaml").write_text("distributed_type: FSDP\nnum_processes: 4\n")
     plan = plan_of({"accelerate_config": "team.yaml", "strategy": "fsdp"}, GPU8)
-    launch.preflight(plan)
+    preflight(plan)
     assert launch.expected_world_size(plan) == 4
 
 
@@ -360,7 +361,7 @@ def test_multi_gpu_recipes_resolve_here_and_on_a_gpu_node(path: Path, monkeypatc
         if find_spec("deepspeed") is None:
             assert "pip install deepspeed" in preflight_problems(plan)["launch.strategy"]
             return
-    launch.preflight(plan)
+    preflight(plan)
     assert args.num_processes == 8 * plan.recipe.launch.num_machines
     if plan.recipe.quantization is not None:
         assert plan.recipe.quantization.quant_storage == plan.recipe.model.dtype == "bfloat16"

@@ -271,17 +271,25 @@ def test_saving_a_merged_lora_model_is_accepted(plan_of) -> None:
     assert plan_of(recipe_text("sft", "lora", "output: {save: merged}\n")).recipe.output.save == "merged"
 
 
-def test_float16_on_cpu_is_refused(refusals) -> None:
-    text = recipe_text().replace("{name_or_path: org/model}", "{name_or_path: org/model, dtype: float16}")
-    assert refusals(text) == [
+def test_float16_resolves_anywhere_the_machine_check_is_at_run_time(plan_of) -> None:
+    """A recipe for a GPU validates on a laptop; peftrun.preflight refuses it when a CPU run starts."""
+    from peftrun.preflight import preflight
+
+    plan = plan_of(recipe_text().replace("{name_or_path: org/model}", "{name_or_path: org/model, dtype: float16}"))
+    assert plan.training_args["fp16"] is True
+    with pytest.raises(RecipeError) as exc:
+        preflight(plan)
+    assert [str(p) for p in exc.value.problems] == [
         "r.yaml:1:34: model.dtype: float16 training needs a CUDA GPU; use float32 or bfloat16 on the CPU"
     ]
+    preflight(plan_of(recipe_text().replace("{name_or_path: org/model}", "{name_or_path: org/model, dtype: float16}"),
+                      Hardware(cuda=True, bf16=True, device_count=1)))
 
 
 @pytest.mark.parametrize(
     ("trainer", "column", "reads"),
     [
-        ("sft", "chosen", "completion, messages, prompt, text, tools"),
+        ("sft", "chosen", "completion, conversations, messages, prompt, text, tools"),
         ("dpo", "messages", "chosen, prompt, rejected"),
         ("reward", "text", "chosen, prompt, rejected"),
     ],
@@ -419,7 +427,6 @@ dataset: {path: org/data, columns: {text: body}}
 output: {save: both}
 """
     assert refusals(text) == [
-        "r.yaml:1:34: model.dtype: float16 training needs a CUDA GPU; use float32 or bfloat16 on the CPU",
         "r.yaml:2:25: quantization.double_quant: `double_quant` applies to 4-bit only; remove it or use bits: 4",
         "r.yaml:3:31: peft.task_type: the reward trainer needs task_type SEQ_CLS, not CAUSAL_LM",
         "r.yaml:6:10: output.save: a prompt-tuning adapter cannot be merged into the model: use save: adapter",
@@ -466,12 +473,19 @@ def test_training_args_hold_what_the_user_wrote_and_what_peftrun_decides(plan_of
     assert plan.recipe.output.dir == "runs/r"
 
 
-def test_output_settings_reach_the_training_args(plan_of) -> None:
+def test_output_dir_reaches_the_training_args_but_hub_pushes_stay_with_peftrun(plan_of) -> None:
     plan = plan_of(recipe_text(extra="output: {dir: out/x, push_to_hub: true, hub_model_id: me/x}\n"))
-    assert (plan.training_args["output_dir"], plan.training_args["push_to_hub"], plan.training_args["hub_model_id"]) == (
-        "out/x", True, "me/x",
-    )
+    assert plan.training_args["output_dir"] == "out/x"
+    assert "push_to_hub" not in plan.training_args, "the trainer would push every checkpoint and its own card"
     assert plan.source("output.dir") == "r.yaml:5:10"
+
+
+def test_rule_filled_trainer_values_are_in_the_resolved_trainer(plan_of) -> None:
+    plan = plan_of(recipe_text(extra="dataset: {path: org/data, eval: {fraction: 0.1}}\n").replace(
+        "dataset: {path: org/data}\n", ""))
+    assert plan.recipe.trainer.eval_strategy == plan.training_args["eval_strategy"] == "epoch"
+    assert plan.recipe.trainer.learning_rate == plan.training_args["learning_rate"] == 2e-4
+    assert plan.source("trainer.eval_strategy") == "rule eval: dataset.eval is set, so evaluate at the end of every epoch"
 
 
 def test_grpo_reward_funcs_stay_out_of_the_training_args(plan_of) -> None:

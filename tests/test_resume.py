@@ -11,7 +11,7 @@ import pytest
 
 import peftrun
 from peftrun.errors import RunDirError
-from peftrun.runner import Interrupted
+from peftrun.errors import Interrupted
 from tests.test_runner import LORA, recipe
 
 RESUMABLE = {"type": "sft", "max_steps": 6, "save_steps": 2}

@@ -85,7 +85,7 @@ def test_run_leaves_a_complete_directory(in_tmp: Path, tiny_model_dir: Path, dat
     assert manifest["world_size"] == 1 and manifest["seed"] == 42
     assert manifest["recipe"] == {"path": None, "commit": None, "dirty": None}
     card = (run_dir / "README.md").read_text()
-    assert str(tiny_model_dir) in card and "LoRA r=4" in card and "PeftModel" in card or "AutoPeftModel" in card
+    assert str(tiny_model_dir) in card and "LoRA r=4" in card and "AutoPeftModelForCausalLM.from_pretrained" in card
     resolved = load_recipe(run_dir / "recipe.resolved.yaml")
     assert resolved.trainer.learning_rate == pytest.approx(2e-4)
     assert resolved.trainer.max_steps == 3 and resolved.output.dir == "runs/t"
@@ -127,7 +127,8 @@ def test_prompt_tuning_with_text_init(in_tmp: Path, tiny_model_dir: Path, data_d
     config = json.loads((run_dir / "adapter_config.json").read_text())
     assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 4
     before, after = adapter_logits(run_dir, tiny_model_dir)
-    assert before.shape[1] + 4 == after.shape[1] or not before.allclose(after[:, -before.shape[1]:])
+    assert after.shape[1] == before.shape[1] + 4, "PEFT prepends the 4 virtual tokens"
+    assert not before.allclose(after[:, 4:]), "the trained prompt must change the output"
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -161,6 +162,7 @@ def test_wrong_columns_fail_before_the_model_loads(in_tmp: Path, data_dir: Path)
     data = recipe(empty, data_dir / "sft.jsonl", {"type": "dpo"}, LORA)
     with pytest.raises(DataError) as error:
         peftrun.run(data)
+    assert not (in_tmp / "runs").exists(), "a run that failed before training leaves nothing to clean up"
     assert str(error.value) == (
         "dataset.path: the dpo trainer needs preference (chosen, rejected) columns, but the data has "
         "['completion', 'prompt']; map your column names with dataset.columns, e.g. columns: {prompt: question}"
@@ -212,3 +214,14 @@ def test_grpo_with_rewards_that_never_differ_fails_with_the_cause(in_tmp: Path, 
                "per_device_train_batch_size": 2, "max_completion_length": 4}
     with pytest.raises(TrainingError, match=r"rewards that never differ within a group of generations"):
         peftrun.run(recipe(tiny_model_dir, data_dir / "prompts.jsonl", trainer, LORA))
+
+
+def test_a_model_the_caller_wrapped_with_peft_trains(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+                           LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    run_dir = peftrun.run(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA), model=model)
+    config = json.loads((run_dir / "adapter_config.json").read_text())
+    assert config["r"] == 2 and config["target_modules"] == ["q_proj"], "the caller's adapter, not the recipe's"

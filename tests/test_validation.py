@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from peftrun.errors import RecipeError
+from peftrun.hardware import CPU
 from peftrun.loader import load_recipe
 from peftrun.schema import OWNED_ELSEWHERE
+from peftrun.validation import checked_plan
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
 
@@ -326,7 +328,7 @@ def test_bad_reward_funcs(write, value: str, expected: str) -> None:
     assert report(path) == [expected]
 
 
-def test_missing_local_files_are_reported_together(write, tmp_path: Path) -> None:
+def test_missing_local_files_and_refused_combinations_are_reported_together(write, tmp_path: Path) -> None:
     path = write(
         "r.yaml",
         """
@@ -335,13 +337,21 @@ def test_missing_local_files_are_reported_together(write, tmp_path: Path) -> Non
         dataset:
           path: data/train.jsonl
           eval: {path: [data/eval.jsonl]}
+          columns: {chosen: x}
+        quantization: {bits: 8, quant_type: nf4}
         """,
     )
-    assert report(path) == [
+    with pytest.raises(RecipeError) as exc:
+        checked_plan(load_recipe(path), CPU)
+    assert [str(p) for p in exc.value.problems] == [
         f"r.yaml:4:3: dataset.path: no such file or directory: data/train.jsonl (relative paths start at {tmp_path})",
         f"r.yaml:5:10: dataset.eval.path: no such file or directory: data/eval.jsonl (relative paths start at {tmp_path})",
         f"r.yaml:1:38: model.chat_template: no such file or directory: t.jinja (relative paths start at {tmp_path})",
         f"r.yaml:1:9: model.name_or_path: no such file or directory: ./models/tiny (relative paths start at {tmp_path})",
+        "r.yaml:7:1: quantization: a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)",
+        "r.yaml:7:25: quantization.quant_type: `quant_type` applies to 4-bit only; remove it or use bits: 4",
+        "r.yaml:6:13: dataset.columns.chosen: `chosen` is not a column the sft trainer reads (it reads: completion, "
+        "conversations, messages, prompt, text, tools)",
     ]
 
 

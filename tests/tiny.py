@@ -12,9 +12,10 @@ CHATML = (
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(directory: Path) -> None:
-    """A byte-level tokenizer (every text encodes) with ChatML special tokens and template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+def build_tokenizer(directory: Path, bos: bool = False) -> None:
+    """A byte-level tokenizer (every text encodes) with ChatML special tokens and template;
+    with `bos`, it starts every encoded text with <|endoftext|> as its BOS (as Llama tokenizers do)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -22,8 +23,10 @@ def build_tokenizer(directory: Path) -> None:
     core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
+    if bos:
+        core.post_processor = processors.TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        tokenizer_object=core, bos_token="<|endoftext|>" if bos else None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         additional_special_tokens=["<|im_start|>"],
     )
     tokenizer.chat_template = CHATML

@@ -22,15 +22,17 @@ def build_trainer(
 ) -> Any:
     """The TRL trainer; it wraps the model with the plan's PEFT config itself (as TRL scripts do)."""
     import trl
+    from peft import PeftModel
 
     trainer_class = getattr(trl, TRAINER_CLASSES[plan.trainer_type])
+    wrapped = isinstance(model, PeftModel)  # a caller's own PEFT model: TRL refuses a second config
     kwargs: dict[str, Any] = {
         "model": model,
         "args": args,
         "train_dataset": data.train,
         "eval_dataset": data.eval,
         "processing_class": tokenizer,
-        "peft_config": build_peft_config(plan),
+        "peft_config": None if wrapped else build_peft_config(plan),
         "callbacks": callbacks,
     }
     if plan.trainer_type == "grpo":

@@ -10,7 +10,7 @@ import yaml
 from peftrun import explain
 from peftrun.hardware import probe_light
 from peftrun.loader import load_recipe
-from peftrun.resolver import resolve
+from peftrun.validation import checked_plan
 
 HELP = "show every resolved value of a recipe, where it came from, and the objects it builds"
 
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    plan = resolve(load_recipe(args.recipe, args.overrides), probe_light())
+    plan = checked_plan(load_recipe(args.recipe, args.overrides), probe_light())
     if args.format == "table":
         print(explain.as_table(plan))
     elif args.format == "json":

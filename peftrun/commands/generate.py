@@ -16,13 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from peftrun.generation import generate
+    from contextlib import nullcontext
+
+    from peftrun.generation import as_chat, generate
     from peftrun.merge import load_tuned
 
     model, tokenizer, _ = load_tuned(args.run_dir)
-    if args.base and hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            print(generate(model, tokenizer, [args.prompt], args.max_new_tokens)[0])
-    else:
-        print(generate(model, tokenizer, [args.prompt], args.max_new_tokens)[0])
+    context = model.disable_adapter() if args.base and hasattr(model, "disable_adapter") else nullcontext()
+    with context:
+        print(generate(model, tokenizer, [as_chat(tokenizer, args.prompt)], args.max_new_tokens)[0])
     return 0

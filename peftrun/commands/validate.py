@@ -9,7 +9,7 @@ from pathlib import Path
 from peftrun.errors import Problem, RecipeError
 from peftrun.hardware import Hardware, probe_light
 from peftrun.loader import load_recipe
-from peftrun.resolver import resolve
+from peftrun.validation import checked_plan
 
 HELP = "check recipes (files or directories) without loading a model; exit 0 or 2"
 
@@ -36,7 +36,7 @@ def recipe_files(paths: list[Path]) -> list[Path]:
 def check(path: Path, hardware: Hardware) -> tuple[RecipeError | None, tuple[str, ...]]:
     """The problems of one recipe (None when it validates and resolves) and its warnings."""
     try:
-        return None, resolve(load_recipe(path), hardware).warnings
+        return None, checked_plan(load_recipe(path), hardware).warnings
     except RecipeError as exc:
         return exc, ()
 

@@ -9,7 +9,7 @@ from peftrun.schema.base import Section
 
 # TRL's standard column names per trainer type (GRPO passes extra columns to reward functions).
 STANDARD_COLUMNS: dict[str, frozenset[str]] = {
-    "sft": frozenset({"text", "messages", "prompt", "completion", "tools"}),
+    "sft": frozenset({"text", "messages", "conversations", "prompt", "completion", "tools"}),
     "dpo": frozenset({"prompt", "chosen", "rejected"}),
     "reward": frozenset({"prompt", "chosen", "rejected"}),
     "grpo": frozenset(),  # any column name: extra columns reach the reward functions

@@ -38,6 +38,7 @@ class Recipe(Section):
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _path: Path | None = PrivateAttr(None)
+    _env_expressions: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -48,6 +49,11 @@ class Recipe(Section):
     def path(self) -> Path | None:
         """The recipe file, when loaded from one."""
         return self._path
+
+    @property
+    def env_expressions(self) -> dict[str, str]:
+        """Dotted path -> the `${oc.env:...}` expression its value was read from (never written out resolved)."""
+        return self._env_expressions
 
     def where(self, key_path: str) -> str:
         """Where the value at `key_path` (or its nearest written parent) was written; else the recipe file."""

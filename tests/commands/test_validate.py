@@ -33,7 +33,7 @@ def test_valid_recipes_exit_0(write, capsys: pytest.CaptureFixture[str]) -> None
 def test_invalid_recipe_exits_2_with_located_problems(write, capsys: pytest.CaptureFixture[str]) -> None:
     write("recipes/good.yaml", MINIMAL)
     write("recipes/bad.yaml", MINIMAL.replace("{type: sft}", "{type: sft, lerning_rate: 1}") + "model: {name_or_path: again}\n")
-    write("recipes/refused.yaml", MINIMAL.replace("{name_or_path: org/model}", "{name_or_path: org/model, dtype: float16}"))
+    write("recipes/refused.yaml", MINIMAL + "quantization: {bits: 4}\n")
     assert main(["validate", "recipes"]) == 2
     out, err = capsys.readouterr()
     assert out == "ok    recipes/good.yaml\n1 of 3 recipes valid\n"
@@ -41,7 +41,7 @@ def test_invalid_recipe_exits_2_with_located_problems(write, capsys: pytest.Capt
         "FAIL  recipes/bad.yaml: 1 problem\n"
         "  recipes/bad.yaml:4:1: model: duplicate key (first defined at recipes/bad.yaml:1:1)\n"
         "FAIL  recipes/refused.yaml: 1 problem\n"
-        "  recipes/refused.yaml:1:34: model.dtype: float16 training needs a CUDA GPU; use float32 or bfloat16 on the CPU\n"
+        "  recipes/refused.yaml:4:1: quantization: a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)\n"
     )
     assert "Traceback" not in err
 
