@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.schema import Recipe
 
 RewardFunc = Callable[..., list[float]]
 
@@ -55,11 +56,11 @@ SHIPPED: dict[str, RewardFunc] = {
 
 
 def resolve_reward(reference: str) -> RewardFunc:
-    """The callable for one `reward_funcs` entry, or a RecipeError saying what is wrong."""
+    """The callable for one `reward_funcs` entry; ValueError says what is wrong."""
     if ":" not in reference:
         if reference in SHIPPED:
             return SHIPPED[reference]
-        raise _error(reference, f"no shipped reward named {reference!r} (shipped: {', '.join(SHIPPED)})")
+        raise ValueError(f"no shipped reward named {reference!r} (shipped: {', '.join(SHIPPED)})")
     module_name, func_name = reference.split(":", 1)
     cwd = str(Path.cwd())
     if cwd not in sys.path:
@@ -67,16 +68,22 @@ def resolve_reward(reference: str) -> RewardFunc:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise _error(reference, f"cannot import module {module_name!r}: {exc}") from None
+        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise _error(reference, f"module {module_name!r} has no function {func_name!r}")
+        raise ValueError(f"module {module_name!r} has no function {func_name!r}")
     return func
 
 
-def resolve_rewards(references: list[str]) -> list[RewardFunc]:
-    return [resolve_reward(r) for r in references]
-
-
-def _error(reference: str, message: str) -> RecipeError:
-    return RecipeError(Problem("", "trainer.reward_funcs", f"{reference}: {message}"))
+def resolve_rewards(recipe: Recipe) -> list[RewardFunc]:
+    """The recipe's GRPO reward functions; every entry that cannot be used is reported, located."""
+    funcs, problems = [], []
+    for i, reference in enumerate(recipe.trainer.reward_funcs):
+        try:
+            funcs.append(resolve_reward(reference))
+        except ValueError as exc:
+            key = f"trainer.reward_funcs.{i}"
+            problems.append(Problem(recipe.where(key), key, f"{reference}: {exc}"))
+    if problems:
+        raise RecipeError(problems, source=str(recipe.path or ""))
+    return funcs

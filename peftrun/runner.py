@@ -120,7 +120,7 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     from peftrun.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
-    rewards = resolve_rewards(plan.recipe.trainer.reward_funcs) if plan.trainer_type == "grpo" else None
+    rewards = resolve_rewards(plan.recipe) if plan.trainer_type == "grpo" else None
     if plan.recipe.output.push_to_hub:
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)

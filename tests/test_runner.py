@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import peftrun
 from peftrun.errors import DataError, ModelLoadError, RecipeError, RunDirError, TrainingError
@@ -225,3 +226,17 @@ def test_a_model_the_caller_wrapped_with_peft_trains(in_tmp: Path, tiny_model_di
     run_dir = peftrun.run(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA), model=model)
     config = json.loads((run_dir / "adapter_config.json").read_text())
     assert config["r"] == 2 and config["target_modules"] == ["q_proj"], "the caller's adapter, not the recipe's"
+
+
+def test_reward_functions_that_cannot_be_found_are_located(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    (in_tmp / "myrewards.py").write_text("def length(completions, **kw):\n    return [float(len(c)) for c in completions]\n")
+    path = in_tmp / "g.yaml"
+    trainer = {"type": "grpo", "num_generations": 2, "per_device_train_batch_size": 2,
+               "reward_funcs": ["myrewards:length", "myrewards:missing", "nomodule:f"]}
+    path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data_dir / "prompts.jsonl", trainer, LORA)))
+    with pytest.raises(RecipeError) as error:
+        peftrun.run(path)
+    assert [str(p) for p in error.value.problems] == [
+        "g.yaml:21:5: trainer.reward_funcs.1: myrewards:missing: module 'myrewards' has no function 'missing'",
+        "g.yaml:22:5: trainer.reward_funcs.2: nomodule:f: cannot import module 'nomodule': No module named 'nomodule'",
+    ]

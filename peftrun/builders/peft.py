@@ -77,4 +77,4 @@ def build_peft_config(plan: Plan) -> PeftConfig | None:
         return config_class(**(lora_kwargs(section, plan.task_type) if lora else prompt_tuning_kwargs(plan, section)))
     except (ValueError, TypeError) as exc:  # PEFT's own checks, run at construction
         message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
-        raise RecipeError(Problem(str(plan.recipe.path or ""), "peft", message)) from None
+        raise RecipeError(Problem(plan.recipe.where("peft"), "peft", message)) from None

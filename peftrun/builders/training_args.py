@@ -22,6 +22,5 @@ def build_training_args(plan: Plan) -> Any:
     try:
         return config_class(**plan.training_args)
     except (ValueError, TypeError) as exc:
-        where = str(plan.recipe.path or "")
         message = f"TRL's {config_class.__name__} refuses these settings: {exc}"
-        raise RecipeError(Problem(where, "trainer", message)) from None
+        raise RecipeError(Problem(plan.recipe.where("trainer"), "trainer", message)) from None
