@@ -5,6 +5,8 @@ All of it runs before the model loads, so a wrong dataset fails in seconds.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,10 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str) -> Any
             missing = [p for p in items if not Path(p).is_file()]
             if missing:
                 raise DataError(f"{key}: no such file: {', '.join(missing)}")
-            return datasets.load_dataset(kinds.pop(), data_files={split: items}, split=split)
+            kind = kinds.pop()
+            if kind == "json":
+                return _json_dataset(items)
+            return datasets.load_dataset(kind, data_files={split: items}, split=split)
         if len(items) > 1:
             raise DataError(f"{key}: a list must hold data files (.jsonl .json .csv .parquet)")
         return datasets.load_dataset(first, name, split=split)
@@ -75,6 +80,31 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str) -> Any
         raise DataError(f"{key}: cannot load split {split!r} of {first!r}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for unreadable files
         raise DataError(f"{key}: cannot read {first!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def json_rows(paths: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
+    """The records of .jsonl / .json files, values as JSON has them. (`stamps`, each file's size and
+    mtime, only key the datasets cache so that a changed file is read again.)"""
+    for path in paths:
+        text = Path(path).read_text(encoding="utf-8")
+        if path.endswith(".jsonl"):
+            yield from (json.loads(line) for line in text.splitlines() if line.strip())
+            continue
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}
+            data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+        yield from data
+
+
+def _json_dataset(paths: list[str]) -> Any:
+    """JSON data read with Python's json module: pyarrow's JSON reader turns strings that look like dates
+    ("2021-03-05") into timestamps, which would change what the model is trained on."""
+    import datasets
+
+    stamps = [(Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
+    return datasets.Dataset.from_generator(json_rows, gen_kwargs={"paths": list(paths), "stamps": stamps})
 
 
 def _rename(dataset: Any, columns: dict[str, str], key: str) -> Any:

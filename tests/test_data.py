@@ -100,3 +100,13 @@ def test_tokenized_data_is_cached_between_runs(in_tmp: Path, tiny_model_dir: Pat
     data["trainer"]["max_length"] = 64
     peftrun.run(data, overwrite=True)
     assert "Truncating train dataset" in capfd.readouterr().err, "a length change must prepare the data again"
+
+
+def test_strings_that_look_like_dates_stay_strings(tmp_path: Path) -> None:
+    """pyarrow's JSON reader would turn "2021-03-05" into a timestamp; the model must see the text."""
+    rows = [{"prompt": "the 5th of March, 2021", "completion": "2021-03-05"},
+            {"prompt": "Jul 2 1998", "completion": "1998-07-02"}]
+    for name, text in (("d.jsonl", "".join(json.dumps(r) + "\n" for r in rows)), ("d.json", json.dumps(rows))):
+        (tmp_path / name).write_text(text)
+        loaded = load_training_data(plan_for(recipe(Path("m/m"), tmp_path / name, {"type": "sft"}, LORA)))
+        assert loaded.train["completion"] == ["2021-03-05", "1998-07-02"]
