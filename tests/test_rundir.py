@@ -22,7 +22,8 @@ SHIPPED = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "base" not in 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
 def test_resolved_recipe_reproduces_the_plan(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MACHINE_RANK", "0")
-    plan = resolve(load_recipe(path, ["dataset.eval.fraction=0.1"]), CPU)
+    with_eval = [] if "eval:" in path.read_text() else ["dataset.eval.fraction=0.1"]  # exercise the eval rule
+    plan = resolve(load_recipe(path, with_eval), CPU)
     saved = tmp_path / "recipe.resolved.yaml"
     saved.write_text(rundir.resolved_recipe_text(plan))
     again = resolve(load_recipe(saved), CPU)
