@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"max_steps": 30, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "logging_steps": 10,
+SETTINGS = {"max_steps": 60, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "logging_steps": 10,
             "save_strategy": "no", "report_to": "none", "gradient_checkpointing": False, "max_length": 128,
             "seed": 42, "use_cpu": True, "bf16": False}
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
@@ -76,13 +76,13 @@ print(json.dumps({
 '''
 
 
-def build_fixture(folder: Path, examples: int) -> tuple[Path, Path]:
+def build_fixture(folder: Path, examples: int, hidden: int) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT))
     from tests import tiny
 
     model_dir = folder / "model"
     tiny.build_tokenizer(model_dir)
-    tiny.build_model(model_dir, layers=4, hidden=256)
+    tiny.build_model(model_dir, layers=4, hidden=hidden)
     rows = [{"prompt": f"Add {i} and {i % 13}:", "completion": f" {i + i % 13}."} for i in range(examples)]
     return model_dir, tiny.write_jsonl(folder / "train.jsonl", rows)
 
@@ -104,16 +104,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=SETTINGS["max_steps"])
     parser.add_argument("--examples", type=int, default=400)
+    parser.add_argument("--hidden", type=int, default=512, help="hidden size of the 4-layer random Llama")
     options = parser.parse_args()
     settings = {**SETTINGS, "max_steps": options.steps}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model_dir, data = build_fixture(folder, options.examples)
+        model_dir, data = build_fixture(folder, options.examples, options.hidden)
         results: dict[str, list[dict]] = {"trl": [], "peftrun": []}
         for _ in range(options.rounds):
             for mode in ("trl", "peftrun"):
                 results[mode].append(measure(mode, folder, model_dir, data, settings))
-    print(f"SFT LoRA, random Llama 4 x 256, {options.examples} examples, {options.steps} steps, "
+    print(f"SFT LoRA, random Llama 4 x {options.hidden}, {options.examples} examples, {options.steps} steps, "
           f"{options.rounds} rounds each (median), {os.cpu_count()} CPU cores")
     print(f"{'':22}{'TRL script':>12}{'peftrun':>12}{'ratio':>8}")
     for key, label in (("startup_s", "start-up to step 1 (s)"), ("s_per_step", "seconds per step"),
