@@ -55,57 +55,60 @@ def gguf_fingerprint(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def cache_key(source: Path, gguf_file: str) -> str:
+    import transformers
+
+    return f"{Path(gguf_file).stem}-{gguf_fingerprint(source)}-tf{transformers.__version__}"
+
+
 def cached_gguf_model_dir(name_or_path: str, gguf_file: str, cache_root: Path) -> Path:
     """Return a directory holding the dequantized model and its tokenizer.
 
     Converts on the first call (load with ``gguf_file=``, detach the GGUF
     quantizer, ``save_pretrained`` model and tokenizer); later calls for the same
-    file return the existing directory without importing torch.
+    file return the existing directory without loading any model.
     """
-    import transformers
-
     source = resolve_gguf_path(name_or_path, gguf_file)
-    key = f"{Path(gguf_file).stem}-{gguf_fingerprint(source)}-tf{transformers.__version__}"
-    cache_root = Path(cache_root)
-    target = cache_root / key
+    key = cache_key(source, gguf_file)
+    target = Path(cache_root) / key
     if (target / MARKER).is_file():
         return target
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache_root.mkdir(parents=True, exist_ok=True)
+    Path(cache_root).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_root))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name)
-        if getattr(model, "hf_quantizer", None) is not None:
-            # As loaded, the model is "quantized with gguf and not serializable" (nor trainable).
-            model.hf_quantizer.remove_quantization_config(model)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / MARKER).write_text(
-            json.dumps(
-                {
-                    "source": str(source.resolve()),
-                    "gguf_file": gguf_file,
-                    "size": source.stat().st_size,
-                    "transformers": transformers.__version__,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the entry should look like any other dir
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            # Another process won the race (or a stale entry without marker is in the way).
-            if not (target / MARKER).is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                os.rename(tmp, target)
+        _convert(source, gguf_file, tmp)
+        _publish(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _convert(source: Path, gguf_file: str, out: Path) -> None:
+    """Dequantize the GGUF checkpoint into an ordinary transformers model directory."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name)
+    if getattr(model, "hf_quantizer", None) is not None:
+        # As loaded, the model is "quantized with gguf and not serializable" (nor trainable).
+        model.hf_quantizer.remove_quantization_config(model)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    marker = {"source": str(source.resolve()), "gguf_file": gguf_file, "size": source.stat().st_size,
+              "transformers": transformers.__version__}
+    (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename the finished entry into place; a concurrent run that got there first wins."""
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the entry should look like any other dir
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not (target / MARKER).is_file():  # a stale entry without its marker is in the way
+            shutil.rmtree(target, ignore_errors=True)
+            os.rename(tmp, target)
