@@ -75,7 +75,7 @@ def as_data(plan: Plan) -> dict[str, Any]:
         "values": [{"key": k, "value": v, "source": s} for k, v, s in rows(plan)],
         "builds": built_objects(plan),
         "warnings": list(plan.warnings),
-        "launch": launch.explain_data(plan),  # launch (#5): the exact launcher command
+        "launch": launch.explain_data(plan),
     }
 
 
@@ -91,7 +91,7 @@ def as_table(plan: Plan) -> str:
         lines += ["", f"{name}("]
         lines += [f"    {k}={v!r}," for k, v in kwargs.items()]
         lines.append(")")
-    lines += launch.explain_lines(plan)  # launch (#5): the exact launcher command
+    lines += launch.explain_lines(plan)
     lines += [f"\nwarning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 

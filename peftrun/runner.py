@@ -17,6 +17,7 @@ from peftrun import launch, ranks, rundir
 from peftrun.errors import Interrupted, LaunchError, TrainingError
 from peftrun.plan import Plan
 
+
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
     """Load (unless given a Recipe), resolve for the hardware torch sees, and check this machine can run
     it. The hub's offline mode is settled after a bad recipe has failed, before anything may touch the hub."""
@@ -178,7 +179,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     from peftrun.plot import plot_losses
 
     run_dir = Path(plan.output_dir)
-    if not ranks.saves_on_every_rank():  # launch (#5): every rank saved it in train()
+    if not ranks.saves_on_every_rank():  # several processes: every rank saved it in train()
         trainer.save_model(str(run_dir))
     tokenizer.save_pretrained(str(run_dir))
     history = trainer.state.log_history
@@ -272,11 +273,10 @@ def print_dry_run(plan: Plan) -> None:
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
     plan = plan_for(recipe, overrides)
-    # --- launch (#5): a multi-process recipe re-runs this command under accelerate's launcher ---
+    # a multi-process recipe re-runs this command under accelerate's launcher
     plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run)
     if launched is not None:
         return launched
-    # --- end launch ---
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if dry_run:
