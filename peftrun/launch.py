@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import LaunchError, Problem, RecipeError
+from peftrun.errors import LaunchError
 from peftrun.plan import Plan
 from peftrun.ranks import EXPECTED_WORLD_SIZE, check_worker, is_worker, quiet_this_rank, rank
-from peftrun.resolver_launch import is_sharded, strategy_name, uses_launcher
+from peftrun.resolver_launch import strategy_name, uses_launcher
 
 LAUNCHER_MODULE = "accelerate.commands.launch"
 

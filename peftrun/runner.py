@@ -16,6 +16,7 @@ from typing import Any
 from peftrun import launch, ranks, rundir
 from peftrun.errors import Interrupted, LaunchError, TrainingError
 from peftrun.plan import Plan
+from peftrun.resolver_launch import is_sharded
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -168,7 +169,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
             f"stopped at step {trainer.state.global_step}; the checkpoint in {plan.output_dir} resumes with "
             f"`peftrun {plan.recipe.path or 'RECIPE'} --resume`"
         )
-    if not launch.is_sharded(plan.recipe.launch):  # sharded runs check the saved adapter instead (ranks.py)
+    if not is_sharded(plan.recipe.launch):  # sharded runs check the saved adapter instead (ranks.py)
         _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
     return trainer, result, before
 

@@ -179,7 +179,7 @@ def missing_paths(recipe: Recipe) -> list[Problem]:
     """Local files a recipe names that do not exist (data, chat template, base model directory)."""
     checks: list[tuple[str, str, bool]] = []  # (key path, value, must be local)
     data_paths = recipe.dataset.path if isinstance(recipe.dataset.path, list) else [recipe.dataset.path]
-    checks += [(f"dataset.path", p, _looks_local(p)) for p in data_paths]
+    checks += [("dataset.path", p, _looks_local(p)) for p in data_paths]
     if recipe.dataset.eval and recipe.dataset.eval.path:
         eval_paths = recipe.dataset.eval.path
         for p in eval_paths if isinstance(eval_paths, list) else [eval_paths]:
