@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
 RUN_DIR = "runs/quickstart-bench"
 LOAD = (
-    "import time, sys; from peftrun.gguf_cache import cached_gguf_model_dir; from pathlib import Path\n"
+    "import time, sys; from peftrun.train.gguf_cache import cached_gguf_model_dir; from pathlib import Path\n"
     "t = time.perf_counter(); d = cached_gguf_model_dir('models/smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf', "
     "Path(sys.argv[1])); convert = time.perf_counter() - t\n"
     "from transformers import AutoModelForCausalLM; t = time.perf_counter(); AutoModelForCausalLM.from_pretrained(d)\n"

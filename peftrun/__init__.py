@@ -12,15 +12,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "load_recipe": "peftrun.loader",
-    "resolve": "peftrun.resolver",
+    "load_recipe": "peftrun.recipe.loader",
+    "resolve": "peftrun.recipe.resolver",
     "build_peft_config": "peftrun.builders",
     "build_quantization_config": "peftrun.builders",
     "build_training_args": "peftrun.builders",
-    "run": "peftrun.runner",
-    "Plan": "peftrun.plan",
-    "Recipe": "peftrun.schema",
-    "Hardware": "peftrun.hardware",
+    "run": "peftrun.train.runner",
+    "Plan": "peftrun.recipe.plan",
+    "Recipe": "peftrun.recipe.schema",
+    "Hardware": "peftrun.recipe.hardware",
 }
 __all__ = ["__version__", *_API]
 

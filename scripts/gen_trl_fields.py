@@ -1,4 +1,4 @@
-"""Generate peftrun/schema/trl_fields.json from the installed TRL.
+"""Generate peftrun/recipe/schema/trl_fields.json from the installed TRL.
 
 The table lets peftrun validate `trainer:` sections by TRL's own field names and
 types without importing trl (5-6 s). Run it after upgrading TRL:
@@ -20,7 +20,7 @@ import types
 import typing
 from pathlib import Path
 
-TABLE = Path(__file__).resolve().parents[1] / "peftrun" / "schema" / "trl_fields.json"
+TABLE = Path(__file__).resolve().parents[1] / "peftrun" / "recipe" / "schema" / "trl_fields.json"
 SIMPLE = {bool: "bool", int: "int", float: "float", str: "str", dict: "dict"}
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from peftrun import explain
-from peftrun.hardware import CPU, Hardware
-from peftrun.loader import load_recipe
-from peftrun.plan import Plan
-from peftrun.resolver import resolve
+from peftrun.recipe import explain
+from peftrun.recipe.hardware import CPU, Hardware
+from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.resolver import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -111,7 +111,7 @@ def test_preference_and_rl_recipes(name: str, trainer: str, task_type: str, rate
 
 def test_grpo_names_a_shipped_reward() -> None:
     trainer = plan("grpo-lora.yaml").recipe.trainer
-    assert trainer.reward_funcs == ["peftrun.rewards:think_format"]
+    assert trainer.reward_funcs == ["peftrun.train.rewards:think_format"]
     module, function = trainer.reward_funcs[0].split(":")
     assert callable(getattr(importlib.import_module(module), function))
     assert (trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps) % trainer.num_generations == 0

@@ -6,7 +6,7 @@ from typing import Any
 
 from peftrun.builders.peft import build_peft_config
 from peftrun.data import TrainingData
-from peftrun.plan import Plan
+from peftrun.recipe.plan import Plan
 
 TRAINER_CLASSES = {"sft": "SFTTrainer", "dpo": "DPOTrainer", "grpo": "GRPOTrainer", "reward": "RewardTrainer"}
 

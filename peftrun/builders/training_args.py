@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.plan import Plan
-from peftrun.schema import trl_table
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import trl_table
 
 
 def trainer_config_class(trainer_type: str) -> type:

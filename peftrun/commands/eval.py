@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from peftrun.evaluate import as_table, evaluate_run
+    from peftrun.train.evaluate import as_table, evaluate_run
 
     result = evaluate_run(args.run_dir, args.data, args.max_samples)
     print(json.dumps(result) if args.json else as_table(result))

@@ -7,10 +7,10 @@ import json
 
 import yaml
 
-from peftrun import explain
-from peftrun.hardware import probe_light
-from peftrun.loader import load_recipe
-from peftrun.validation import checked_plan
+from peftrun.recipe import explain
+from peftrun.recipe.hardware import probe_light
+from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.validation import checked_plan
 
 HELP = "show every resolved value of a recipe, where it came from, and the objects it builds"
 

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from peftrun.generation import as_chat, generate
-    from peftrun.merge import load_tuned
+    from peftrun.train.generation import as_chat, generate
+    from peftrun.train.merge import load_tuned
 
     model, tokenizer, _ = load_tuned(args.run_dir)
     context = model.disable_adapter() if args.base and hasattr(model, "disable_adapter") else nullcontext()

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from peftrun.errors import RunDirError
-    from peftrun.merge import merge_run
+    from peftrun.train.merge import merge_run
 
     if args.output.exists() and any(args.output.iterdir()):
         raise RunDirError(f"{args.output} is not empty: choose an empty or new directory")

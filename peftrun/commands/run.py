@@ -17,6 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from peftrun.runner import run_from_cli
+    from peftrun.train.runner import run_from_cli
 
     return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume, dry_run=args.dry_run)

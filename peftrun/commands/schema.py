@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from peftrun.schema.jsonschema import default_schema_path, recipe_json_schema_text
+from peftrun.recipe.schema.jsonschema import default_schema_path, recipe_json_schema_text
 
 HELP = "write (or --check) the recipe JSON Schema used by editors"
 

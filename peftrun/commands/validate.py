@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.hardware import Hardware, probe_light
-from peftrun.loader import load_recipe
-from peftrun.validation import checked_plan
+from peftrun.recipe.hardware import Hardware, probe_light
+from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.validation import checked_plan
 
 HELP = "check recipes (files or directories) without loading a model; exit 0 or 2"
 

@@ -15,9 +15,9 @@ from transformers import BitsAndBytesConfig
 
 from peftrun import build_peft_config, build_quantization_config, build_training_args
 from peftrun.errors import RecipeError
-from peftrun.hardware import CPU, Hardware
-from peftrun.loader import load_recipe
-from peftrun.resolver import resolve
+from peftrun.recipe.hardware import CPU, Hardware
+from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.resolver import resolve
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")
@@ -32,7 +32,7 @@ def plan_of(write):  # noqa: ANN201
 
 
 def recipe(trainer: str = "sft", peft: str = "{method: lora}", extra: str = "", model: str = "") -> str:
-    funcs = ", reward_funcs: [peftrun.rewards:think_format]" if trainer == "grpo" else ""
+    funcs = ", reward_funcs: [peftrun.train.rewards:think_format]" if trainer == "grpo" else ""
     return (
         f"model: {{name_or_path: org/model{model}}}\n"
         f"trainer: {{type: {trainer}{funcs}}}\n"
@@ -222,8 +222,8 @@ def test_dpo_fields_reach_trl(plan_of) -> None:
 
 def test_trl_refusal_becomes_a_recipe_error(plan_of) -> None:
     text = recipe("grpo").replace(
-        "reward_funcs: [peftrun.rewards:think_format]",
-        "reward_funcs: [peftrun.rewards:think_format], per_device_train_batch_size: 2, generation_batch_size: 6, num_generations: 4",
+        "reward_funcs: [peftrun.train.rewards:think_format]",
+        "reward_funcs: [peftrun.train.rewards:think_format], per_device_train_batch_size: 2, generation_batch_size: 6, num_generations: 4",
     )
     plan = plan_of(text)  # the resolver leaves an explicit generation_batch_size to TRL
     with pytest.raises(RecipeError) as exc:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from peftrun.cli import main
-from peftrun.hardware import CPU
+from peftrun.recipe.hardware import CPU
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 BASE = """

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from peftrun.cli import main
-from tests.test_runner import LORA, recipe
+from tests.train.test_runner import LORA, recipe
 
 
 def test_bad_recipe_fails_fast_and_creates_nothing(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from peftrun.cli import main
-from peftrun.schema.jsonschema import default_schema_path, recipe_json_schema_text
+from peftrun.recipe.schema.jsonschema import default_schema_path, recipe_json_schema_text
 
 
 def test_committed_schema_passes_the_check(capsys: pytest.CaptureFixture[str]) -> None:

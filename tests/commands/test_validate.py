@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from peftrun.cli import main
-from peftrun.hardware import CPU
+from peftrun.recipe.hardware import CPU
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,99 @@
+"""What `peftrun explain` shows: every resolved value, its source, and the objects it builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from peftrun.recipe import launch_command as launch
+from peftrun.recipe.objects import lora_kwargs, prompt_tuning_kwargs, quantization_kwargs
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import LoraSection, trl_table
+
+Row = tuple[str, Any, str]  # key path, value, source
+
+
+def _section_rows(prefix: str, section: BaseModel | None, plan: Plan) -> list[Row]:
+    if section is None:
+        return [(prefix, None, plan.source(prefix) if prefix in plan.provenance else "omitted")]
+    rows = []
+    for key in type(section).model_fields:
+        value = getattr(section, key)
+        path = f"{prefix}.{key}"
+        if isinstance(value, BaseModel):
+            rows += _section_rows(path, value, plan)
+        else:
+            rows.append((path, value, plan.source(path)))
+    return rows
+
+
+def _trainer_rows(plan: Plan) -> list[Row]:
+    rows: list[Row] = [("trainer.type", plan.trainer_type, plan.source("trainer.type"))]
+    if plan.trainer_type == "grpo":
+        rows.append(("trainer.reward_funcs", plan.recipe.trainer.reward_funcs, plan.source("trainer.reward_funcs")))
+    rows += [(f"trainer.{k}", v, plan.source(f"trainer.{k}")) for k, v in sorted(plan.training_args.items())]
+    return rows
+
+
+def built_objects(plan: Plan) -> dict[str, dict[str, Any]]:
+    """The library objects a run builds, as class name -> keyword arguments (no library imported)."""
+    objects: dict[str, dict[str, Any]] = {}
+    peft = plan.recipe.peft
+    if isinstance(peft, LoraSection):
+        objects["peft.LoraConfig"] = lora_kwargs(peft, plan.task_type)
+    elif peft is not None:
+        objects["peft.PromptTuningConfig"] = prompt_tuning_kwargs(plan, peft)
+    quant = quantization_kwargs(plan)
+    if quant is not None:
+        objects["transformers.BitsAndBytesConfig"] = quant
+    objects[f"trl.{trl_table()['classes'][plan.trainer_type]}"] = dict(plan.training_args)
+    return objects
+
+
+def rows(plan: Plan) -> list[Row]:
+    """Every resolved value of the plan with where it came from."""
+    recipe = plan.recipe
+    out: list[Row] = [
+        ("name", recipe.name, plan.source("name")),
+        ("seed", recipe.seed, plan.source("seed")),
+    ]
+    for section in ("model", "quantization", "peft"):
+        out += _section_rows(section, getattr(recipe, section), plan)
+    out += _trainer_rows(plan)
+    for section in ("dataset", "output", "launch"):
+        out += _section_rows(section, getattr(recipe, section), plan)
+    return out
+
+
+def as_data(plan: Plan) -> dict[str, Any]:
+    """The explanation as plain data (for --format json / yaml)."""
+    return {
+        "recipe": str(plan.recipe.path or ""),
+        "hardware": plan.hardware.describe(),
+        "values": [{"key": k, "value": v, "source": s} for k, v, s in rows(plan)],
+        "builds": built_objects(plan),
+        "warnings": list(plan.warnings),
+        "launch": launch.explain_data(plan),
+    }
+
+
+def as_table(plan: Plan) -> str:
+    """The explanation as an aligned text table."""
+    table = rows(plan)
+    shown = [(k, _show(v), s) for k, v, s in table]
+    width_key = max(len(k) for k, _, _ in shown)
+    width_value = min(max(len(v) for _, v, _ in shown), 48)
+    lines = [f"recipe:   {plan.recipe.path or '(mapping)'}", f"hardware: {plan.hardware.describe()}", ""]
+    lines += [f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in shown]
+    for name, kwargs in built_objects(plan).items():
+        lines += ["", f"{name}("]
+        lines += [f"    {k}={v!r}," for k, v in kwargs.items()]
+        lines.append(")")
+    lines += launch.explain_lines(plan)
+    lines += [f"\nwarning: {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value)

@@ -1,0 +1,290 @@
+"""Recipe files to a validated Recipe: safe YAML, `extends`, overrides, interpolation.
+
+A source map (dotted key path -> "file:line:col" or "command line: key=value")
+follows every key through each step, so errors and `explain` can say where a
+value came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from peftrun.recipe import defaults
+from peftrun.errors import Problem, RecipeError
+from peftrun.recipe.schema import Recipe
+from peftrun.recipe.validation import validate_recipe
+
+Path_ = tuple[str, ...]
+Sources = dict[Path_, str]
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `2e-4` as a float (YAML 1.2 style)."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
+def _where(file: str, node: yaml.Node) -> str:
+    return f"{file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+class _Builder:
+    """Turns one YAML node tree into plain data, recording each key's position."""
+
+    def __init__(self, loader: _SafeLoader, file: str) -> None:
+        self.loader, self.file = loader, file
+        self.sources: Sources = {}
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            message = f"could not determine a constructor for the tag {node.tag!r}"
+            self.problems.append(Problem(_where(self.file, node), ".".join(path), _yaml_message(yaml.YAMLError(message))))
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self._item(child, (*path, str(i))) for i, child in enumerate(node.value)]
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.problems.append(Problem(_where(self.file, node), ".".join(path), _yaml_message(exc)))
+            return None
+
+    def _item(self, node: yaml.Node, path: Path_) -> Any:
+        self.sources[path] = _where(self.file, node)
+        return self.build(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        self.loader.flatten_mapping(node)  # YAML merge keys (<<)
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.build(key_node, path)
+            where = _where(self.file, key_node)
+            if not isinstance(key, str):
+                self.problems.append(Problem(where, ".".join(path), f"keys must be strings, got {key!r}"))
+                continue
+            child = (*path, key)
+            if key in out:
+                first = self.sources[child]
+                self.problems.append(Problem(where, ".".join(child), f"duplicate key (first defined at {first})"))
+                continue
+            self.sources[child] = where
+            out[key] = self.build(value_node, child)
+        return out
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    text = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    if "could not determine a constructor" in text:
+        return f"{text}: only plain YAML is allowed (safe loader; no Python tags)"
+    return text
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], Sources]:
+    """One YAML file as a mapping and its source map; every problem in it at once."""
+    file = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RecipeError(Problem(file, "", f"cannot read recipe: {exc.strerror}")) from None
+    loader = _SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise RecipeError(Problem(where, "", f"invalid YAML: {_yaml_message(exc)}")) from None
+    finally:
+        loader.dispose()
+    if root is None:
+        return {}, {}
+    builder = _Builder(loader, file)
+    data = builder.build(root, ())
+    if not isinstance(data, dict):
+        builder.problems.append(Problem(_where(file, root), "", "a recipe must be a mapping of sections"))
+    if builder.problems:
+        raise RecipeError(builder.problems, source=file)
+    return data, builder.sources
+
+
+def _is_shadowed(over: Mapping[str, Any], path: Path_) -> bool:
+    """True when `over` replaces the value at `path` (or one of its parents) with a non-mapping."""
+    node: Any = over
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+        if not isinstance(node, Mapping):
+            return True
+    return False
+
+
+def deep_merge(
+    base: dict[str, Any], base_src: Sources, over: Mapping[str, Any], over_src: Sources
+) -> tuple[dict[str, Any], Sources]:
+    """Merge `over` into `base` (mappings recursively, anything else replaced), with sources."""
+
+    def merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(a)
+        for key, value in b.items():
+            both_maps = isinstance(out.get(key), dict) and isinstance(value, Mapping)
+            out[key] = merge(out[key], value) if both_maps else value
+        return out
+
+    kept = {p: s for p, s in base_src.items() if not _is_shadowed(over, p)}
+    return merge(base, over), {**kept, **over_src}
+
+
+def _display(path: Path) -> str:
+    """A path as the user would write it: relative to the working directory when below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _merge_bases(bases: Any, parent: Path, chain: tuple[Path, ...], where: str) -> tuple[dict[str, Any], Sources]:
+    """Load and deep-merge the recipes named by `extends`, in order."""
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise RecipeError(Problem(where, "extends", "must be a path or a list of paths"))
+    merged: dict[str, Any] = {}
+    merged_src: Sources = {}
+    for base in bases:
+        base_path = (parent / base).resolve()
+        if base_path in chain:
+            cycle = " -> ".join(_display(p) for p in (*chain, base_path))
+            raise RecipeError(Problem(where, "extends", f"extends cycle: {cycle}"))
+        if not base_path.is_file():
+            raise RecipeError(Problem(where, "extends", f"base recipe not found: {base} (looked for {base_path})"))
+        base_data, base_src = _load_file(base_path, (*chain, base_path))
+        merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)
+    return merged, merged_src
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], Sources]:
+    data, sources = read_yaml(path)
+    bases = data.pop("extends", None)
+    if bases is None:
+        return data, sources
+    where = sources.get(("extends",), _display(path))
+    merged, merged_src = _merge_bases(bases, path.parent, chain, where)
+    return deep_merge(merged, merged_src, data, {p: s for p, s in sources.items() if p[0] != "extends"})
+
+
+def _leaf_paths(data: Any, prefix: Path_ = ()) -> Iterable[Path_]:
+    if prefix:
+        yield prefix
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _leaf_paths(value, (*prefix, str(key)))
+
+
+def parse_overrides(overrides: Iterable[str]) -> tuple[dict[str, Any], Sources]:
+    """Command-line `key=value` overrides (OmegaConf dotlist syntax) with their sources."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    data: dict[str, Any] = {}
+    sources: Sources = {}
+    problems: list[Problem] = []
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if "=" not in item or not key:
+            problems.append(Problem("command line", item, "an override must look like key.path=value"))
+            continue
+        try:
+            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as exc:
+            problems.append(Problem("command line", key, f"cannot parse {item!r}: {exc}"))
+            continue
+        assert isinstance(parsed, dict)
+        src = {p: f"command line: {item}" for p in _leaf_paths(parsed)}
+        data, sources = deep_merge(data, sources, parsed, src)
+    if problems:
+        raise RecipeError(problems, source="command line")
+    return data, sources
+
+
+def interpolate(data: dict[str, Any], sources: Sources) -> dict[str, Any]:
+    """Resolve `${...}` interpolations (and `${oc.env:VAR,default}`) everywhere."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(data), resolve=True)
+    except OmegaConfBaseException as exc:
+        key = str(getattr(exc, "full_key", "") or "")
+        where = sources.get(tuple(key.split(".")), "") if key else ""
+        message = " ".join(str(exc).split("\n")[0].split())
+        raise RecipeError(Problem(where, key, f"interpolation failed: {message}")) from None
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def load_recipe(recipe: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()) -> Recipe:
+    """Load, compose, override, interpolate and validate a recipe; every problem at once.
+
+    `recipe` is a YAML path or an already-parsed mapping (relative `extends` then
+    resolve against the current directory).
+    """
+    path = None if isinstance(recipe, Mapping) else Path(recipe)
+    try:
+        return _load(recipe, path, overrides)
+    except RecipeError as error:
+        error.source = error.source or (_display(path.resolve()) if path else "")
+        raise
+
+
+def _load(recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: Iterable[str]) -> Recipe:
+    if path is None:
+        assert isinstance(recipe, Mapping)
+        data, sources = _load_mapping(dict(recipe))
+    else:
+        data, sources = _load_file(path.resolve(), (path.resolve(),))
+    over, over_src = parse_overrides(overrides)
+    data, sources = deep_merge(data, sources, over, over_src)
+    if "name" not in data:
+        data["name"] = path.stem if path else "recipe"
+        sources[("name",)] = defaults.RULES["name"]
+    env = env_expressions(data)
+    data = interpolate(data, sources)
+    recipe = validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path)
+    recipe._env_expressions = env
+    return recipe
+
+
+def env_expressions(data: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted path -> raw value for every string that reads an environment variable (`${oc.env:...}`),
+    so saved recipes can keep the expression instead of a secret."""
+    if isinstance(data, Mapping):
+        items = ((f"{prefix}.{k}" if prefix else str(k), v) for k, v in data.items())
+    elif isinstance(data, list):
+        items = ((f"{prefix}.{i}", v) for i, v in enumerate(data))
+    else:
+        return {prefix: data} if isinstance(data, str) and "oc.env:" in data else {}
+    return {path: raw for key, value in items for path, raw in env_expressions(value, key).items()}
+
+
+def _load_mapping(raw: dict[str, Any]) -> tuple[dict[str, Any], Sources]:
+    bases = raw.pop("extends", None)
+    sources: Sources = {p: "python mapping" for p in _leaf_paths(raw)}
+    if bases is None:
+        return raw, sources
+    merged, merged_src = _merge_bases(bases, Path.cwd(), (), "python mapping")
+    return deep_merge(merged, merged_src, raw, sources)

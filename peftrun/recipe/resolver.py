@@ -1,0 +1,228 @@
+"""Pure resolution: Recipe (+ Hardware) -> Plan, every value with its provenance.
+
+Every default that depends on other values (learning rate, dtypes, precision
+flags, task type, output directory) is filled here by a rule named in
+peftrun.recipe.defaults.RULES; cross-section combinations that cannot work are refused
+here, all at once, before anything loads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peftrun.errors import RecipeError
+from peftrun.recipe import defaults
+from peftrun.recipe.defaults import SHIPPED_REWARDS
+from peftrun.recipe.hardware import CPU, Hardware
+from peftrun.recipe.launch_rules import resolve_launch
+from peftrun.recipe.notes import Notes
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import STANDARD_COLUMNS, LoraSection, PromptTuningSection, QuantizationSection, Recipe
+
+TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
+
+
+def _model_dtype(recipe: Recipe, hw: Hardware, notes: Notes) -> str:
+    dtype = recipe.model.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if hw.bf16 else "float32"
+        notes.fill("model.dtype", f"{defaults.RULES['model.dtype']} -> {dtype}")
+    return dtype
+
+
+def _quantization(recipe: Recipe, dtype: str, notes: Notes) -> QuantizationSection | None:
+    quant = recipe.quantization
+    if quant is None:
+        return None
+    if recipe.peft is None:
+        notes.refuse("quantization", "a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)")
+    if quant.bits == 8:
+        for key in ("quant_type", "compute_dtype", "double_quant", "quant_storage"):
+            if getattr(quant, key) is not None:
+                notes.refuse(f"quantization.{key}", f"`{key}` applies to 4-bit only; remove it or use bits: 4")
+        return quant
+    update: dict[str, Any] = {}
+    if quant.quant_type is None:
+        update["quant_type"] = defaults.QUANT_TYPE_4BIT
+        notes.fill("quantization.quant_type", defaults.RULES["quantization.quant_type"])
+    if quant.double_quant is None:
+        update["double_quant"] = defaults.DOUBLE_QUANT_4BIT
+        notes.fill("quantization.double_quant", defaults.RULES["quantization.double_quant"])
+    if quant.compute_dtype in (None, "auto"):
+        update["compute_dtype"] = dtype
+        notes.fill("quantization.compute_dtype", f"{defaults.RULES['quantization.compute_dtype']} -> {dtype}")
+    return quant.model_copy(update=update)
+
+
+def _task_type(recipe: Recipe, notes: Notes) -> str | None:
+    if recipe.peft is None:
+        return None
+    wanted = "SEQ_CLS" if recipe.trainer.type == "reward" else "CAUSAL_LM"
+    given = recipe.peft.task_type
+    if given is not None and given != wanted:
+        notes.refuse("peft.task_type", f"the {recipe.trainer.type} trainer needs task_type {wanted}, not {given}")
+    if given is None:
+        notes.fill("peft.task_type", f"{defaults.RULES['peft.task_type']} -> {wanted}")
+    return wanted
+
+
+def _peft_checks(recipe: Recipe, hw: Hardware, notes: Notes) -> None:
+    peft = recipe.peft
+    if isinstance(peft, PromptTuningSection):
+        for key in ("packing", "padding_free"):
+            if getattr(recipe.trainer, key, None):
+                notes.refuse(f"trainer.{key}", f"prompt tuning cannot be combined with {key} (virtual tokens break it)")
+        if recipe.output.save != "adapter":
+            notes.refuse("output.save", "a prompt-tuning adapter cannot be merged into the model: use save: adapter")
+    elif isinstance(peft, LoraSection):
+        _layer_selection_checks(peft, notes)
+        quant = recipe.quantization
+        if peft.use_dora and quant is not None and quant.bits == 8 and not hw.cuda:
+            notes.refuse("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul "
+                         "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA")
+        if recipe.trainer.type == "reward":
+            notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
+
+
+def _layer_selection_checks(lora: LoraSection, notes: Notes) -> None:
+    for key in ("layers_to_transform", "layers_pattern"):
+        if getattr(lora, key) is not None and isinstance(lora.target_modules, str) and lora.target_modules != "qv":
+            notes.refuse(f"peft.{key}", f"`{key}` needs target_modules as a list of names, not the {lora.target_modules} preset")
+    if lora.layers_pattern is not None and lora.layers_to_transform is None:
+        notes.refuse("peft.layers_pattern", "`layers_pattern` is used only with `layers_to_transform`")
+
+
+def _static_defaults(recipe: Recipe, notes: Notes) -> None:
+    """Name the rule behind each schema default that has one in defaults.RULES."""
+    paths = ["seed"]
+    if isinstance(recipe.peft, LoraSection):
+        paths += ["peft.r", "peft.lora_alpha", "peft.lora_dropout", "peft.bias", "peft.target_modules"]
+    elif isinstance(recipe.peft, PromptTuningSection):
+        paths += ["peft.num_virtual_tokens", "peft.prompt_tuning_init"]
+    for path in paths:
+        if not notes.given(path):
+            notes.fill(path, defaults.RULES[path])
+
+
+def _learning_rate(recipe: Recipe, notes: Notes) -> float:
+    kind, method = str(recipe.trainer.type), recipe.peft.method if recipe.peft else None
+    rate, rule = defaults.learning_rate_rule(kind, method)
+    if not notes.given("trainer.learning_rate") or recipe.trainer.learning_rate == "auto":
+        notes.fill("trainer.learning_rate", rule)
+        return rate
+    given = float(recipe.trainer.learning_rate)
+    baseline = defaults.FULL_FT_LEARNING_RATE[kind]
+    if method == "lora" and given <= baseline:
+        notes.warnings.append(
+            f"{notes.where('trainer.learning_rate')}: trainer.learning_rate {given:g} is at or below the full "
+            f"fine-tuning rate for {kind} ({baseline:g}); LoRA usually needs about 10x that ({rate:g})"
+        )
+    return given
+
+
+def _precision(recipe: Recipe, dtype: str, hw: Hardware, notes: Notes) -> dict[str, Any]:
+    """TRL's bf16 / fp16 / use_cpu flags matching the model dtype and the hardware."""
+    wanted = {"bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
+    if not hw.cuda:
+        wanted["use_cpu"] = True
+    flags = {}
+    for key, value in wanted.items():
+        if not notes.given(f"trainer.{key}"):
+            flags[key] = value
+            notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    return flags
+
+
+def _data_checks(recipe: Recipe, notes: Notes) -> None:
+    kind = str(recipe.trainer.type)
+    allowed = STANDARD_COLUMNS[kind]
+    for name in recipe.dataset.columns:
+        if allowed and name not in allowed:
+            notes.refuse(
+                f"dataset.columns.{name}",
+                f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",
+            )
+    eval_strategy = getattr(recipe.trainer, "eval_strategy", "no")
+    if recipe.dataset.eval is None and notes.given("trainer.eval_strategy") and eval_strategy != "no":
+        notes.refuse("trainer.eval_strategy", f"eval_strategy {eval_strategy} needs evaluation data: add dataset.eval")
+
+
+def _grpo_checks(recipe: Recipe, notes: Notes) -> None:
+    trainer = recipe.trainer
+    if trainer.type != "grpo":
+        return
+    for i, name in enumerate(trainer.reward_funcs):
+        if ":" not in name and name not in SHIPPED_REWARDS:
+            notes.refuse(f"trainer.reward_funcs.{i}", f"no shipped reward named {name!r} (shipped: "
+                         f"{', '.join(SHIPPED_REWARDS)}); name your own as module:function")
+    _generation_batch_check(recipe, notes)
+
+
+def _generation_batch_check(recipe: Recipe, notes: Notes) -> None:
+    trainer, launch = recipe.trainer, recipe.launch
+    if trainer.generation_batch_size or trainer.steps_per_generation or not trainer.num_generations:
+        return
+    if launch.num_processes == "auto":  # known only at launch
+        return
+    processes = launch.num_processes * launch.num_machines
+    batch = trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps * processes
+    factors = "per_device_train_batch_size x gradient_accumulation_steps"
+    factors += " x launch.num_processes" if launch.num_processes > 1 else ""
+    factors += " x launch.num_machines" if launch.num_machines > 1 else ""
+    if batch % trainer.num_generations:
+        notes.refuse(
+            "trainer.num_generations",
+            f"the generation batch ({factors} = {batch}) must be divisible by num_generations ({trainer.num_generations})",
+        )
+
+
+def _trainer_rules(recipe: Recipe, rate: float, flags: dict[str, Any], notes: Notes) -> dict[str, Any]:
+    """Trainer values filled by rules; they go into the resolved trainer section (and so into
+    recipe.resolved.yaml), not only into the TRL config."""
+    filled: dict[str, Any] = {"learning_rate": rate, **flags}
+    if recipe.dataset.eval is not None and "eval_strategy" not in recipe.trainer.model_fields_set:
+        filled["eval_strategy"] = "epoch"
+        notes.fill("trainer.eval_strategy", defaults.RULES["trainer.eval_strategy"])
+    return filled
+
+
+def training_args(recipe: Recipe) -> dict[str, Any]:
+    """Keyword arguments for the TRL config of a resolved recipe: every trainer value written or filled
+    by a rule, plus what peftrun owns elsewhere (output_dir, seed)."""
+    trainer = recipe.trainer
+    args = {k: getattr(trainer, k) for k in sorted(trainer.model_fields_set) if k not in TRAINER_OWNED}
+    args.update(output_dir=recipe.output.dir, seed=recipe.seed)
+    return args
+
+
+def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
+    """The Plan for `recipe` on `hardware`, or a RecipeError listing every combination that cannot work."""
+    notes = Notes(recipe)
+    dtype = _model_dtype(recipe, hardware, notes)
+    recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/recipe/launch_rules.py
+    quant = _quantization(recipe, dtype, notes)
+    task_type = _task_type(recipe, notes)
+    _peft_checks(recipe, hardware, notes)
+    _data_checks(recipe, notes)
+    _grpo_checks(recipe, notes)
+    _static_defaults(recipe, notes)
+    rate = _learning_rate(recipe, notes)
+    flags = _precision(recipe, dtype, hardware, notes)
+    output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
+    if recipe.output.dir is None:
+        notes.fill("output.dir", defaults.RULES["output.dir"])
+    if notes.problems:
+        raise RecipeError(notes.problems, source=str(recipe.path or ""))
+    resolved = recipe.model_copy(
+        update={
+            "model": recipe.model.model_copy(update={"dtype": dtype}),
+            "quantization": quant,
+            "peft": recipe.peft.model_copy(update={"task_type": task_type}) if recipe.peft else None,
+            "trainer": recipe.trainer.model_copy(update=_trainer_rules(recipe, rate, flags, notes)),
+            "output": recipe.output.model_copy(update={"dir": output_dir}),
+        }
+    )
+    for key in ("output_dir", "seed"):
+        notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    provenance = {**recipe.sources, **notes.provenance}
+    return Plan(resolved, hardware, provenance, training_args(resolved), task_type, tuple(notes.warnings))

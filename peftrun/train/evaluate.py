@@ -1,0 +1,138 @@
+"""`peftrun eval`: the base model and the tuned one side by side, on held-out data.
+
+Two measures for each: the loss of the reference completion given its prompt
+(mean per completion token, tokenized exactly as TRL's SFT trainer does), and
+the exact match of greedy generations against the reference completions,
+whitespace-normalized. For `messages` data the last assistant turn is the
+completion and the turns before it the prompt.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peftrun.errors import DataError, RunDirError
+from peftrun.train.rewards import message_text
+from peftrun.recipe.plan import Plan
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str | list[dict[str, str]]  # plain text, or chat messages
+    reference: str
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.split())
+
+
+def examples_from(dataset: Any) -> list[Example]:
+    """Prompt / reference pairs from prompt-completion or conversational (messages) data."""
+    columns = set(dataset.column_names)
+    if {"prompt", "completion"} <= columns:
+        return [Example(row["prompt"], message_text(row["completion"])) for row in dataset]
+    if "messages" in columns:
+        out = []
+        for row in dataset:
+            messages = row["messages"]
+            if messages and messages[-1]["role"] == "assistant":
+                out.append(Example(messages[:-1], messages[-1]["content"]))
+        return out
+    raise DataError(
+        f"eval needs prompt-completion or messages data to compare generations; the data has {sorted(columns)}"
+    )
+
+
+def eval_dataset(plan: Plan, data_path: str | None) -> Any:
+    """The run's own eval split (rebuilt with its seed), or the data at `data_path`."""
+    from peftrun.data import load_training_data
+
+    section = plan.recipe.dataset
+    if data_path is not None:
+        section = section.model_copy(update={"path": data_path, "eval": None, "split": "train", "max_samples": None})
+        plan = plan.with_sections(dataset=section)
+        return load_training_data(plan).train
+    loaded = load_training_data(plan)
+    if loaded.eval is None:
+        raise RunDirError("the run has no eval split (dataset.eval): give one with --data PATH")
+    return loaded.eval
+
+
+
+def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int]]:
+    """(prompt ids, completion ids) as TRL's SFT trainer tokenizes a prompt-completion pair: the prompt
+    alone and prompt + completion (+ EOS for plain text), split where the two first differ."""
+    from peftrun.train.generation import prompt_ids
+
+    prompt = prompt_ids(tokenizer, example.prompt)
+    if isinstance(example.prompt, list):
+        messages = [*example.prompt, {"role": "assistant", "content": example.reference}]
+        full = list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    else:
+        full = list(tokenizer(text=example.prompt + example.reference + (tokenizer.eos_token or ""))["input_ids"])
+    shared = next((i for i, (a, b) in enumerate(zip(prompt, full)) if a != b), min(len(prompt), len(full)))
+    return full[:shared], full[shared:]
+
+
+def completion_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    """Mean negative log-likelihood per completion token."""
+    import torch
+
+    total, count = 0.0, 0
+    model.eval()
+    for example in examples:
+        prompt_ids, completion_ids = _token_pieces(tokenizer, example)
+        if not completion_ids:
+            continue
+        ids = torch.tensor([prompt_ids + completion_ids], device=model.device)
+        labels = torch.tensor([[-100] * len(prompt_ids) + completion_ids], device=model.device)
+        with torch.no_grad():
+            loss = model(input_ids=ids, labels=labels).loss
+        total += float(loss) * len(completion_ids)
+        count += len(completion_ids)
+    return total / max(count, 1)
+
+
+def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    from peftrun.train.generation import generate
+
+    longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8)
+    hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
+    return hits / len(examples)
+
+
+def _scores(model: Any, tokenizer: Any, examples: list[Example], context: AbstractContextManager) -> dict[str, float]:
+    with context:
+        return {"loss": completion_loss(model, tokenizer, examples), "exact_match": exact_match(model, tokenizer, examples)}
+
+
+def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
+    """{"n", "base": {"loss", "exact_match"}, "tuned": {...}} for a finished run."""
+    from peftrun.train.merge import load_tuned
+    from peftrun.train.modeling import load_model
+
+    model, tokenizer, plan = load_tuned(run_dir, quantized=True)
+    examples = examples_from(eval_dataset(plan, data_path))
+    if max_samples is not None:
+        examples = examples[:max_samples]
+    if not examples:
+        raise DataError("no examples to evaluate")
+    tuned = _scores(model, tokenizer, examples, nullcontext())
+    if plan.recipe.peft is not None:
+        base = _scores(model, tokenizer, examples, model.disable_adapter())
+    else:
+        base = _scores(load_model(plan, tokenizer), tokenizer, examples, nullcontext())
+    return {"n": len(examples), "base": base, "tuned": tuned}
+
+
+def as_table(result: dict[str, Any]) -> str:
+    rows = [("eval loss", "loss", "{:.4f}"), ("exact match", "exact_match", "{:.2f}")]
+    lines = [f"{'':14}{'base':>10}{'tuned':>10}"]
+    for label, key, fmt in rows:
+        lines.append(f"{label:14}{fmt.format(result['base'][key]):>10}{fmt.format(result['tuned'][key]):>10}")
+    lines.append(f"({result['n']} examples)")
+    return "\n".join(lines)

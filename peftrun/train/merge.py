@@ -1,0 +1,55 @@
+"""Reload a run's base model with its adapter: merged full models and quick generations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from peftrun.errors import RunDirError
+from peftrun.recipe.plan import Plan
+from peftrun.train.rundir import RESOLVED_RECIPE
+
+
+def plan_of_run(run_dir: Path) -> Plan:
+    """The plan a run was trained with, from its recipe.resolved.yaml."""
+    from peftrun.launch.preflight import probe_torch
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.recipe.resolver import resolve
+
+    recipe_file = run_dir / RESOLVED_RECIPE
+    if not recipe_file.is_file():
+        raise RunDirError(f"{run_dir} is not a peftrun run directory (no {RESOLVED_RECIPE})")
+    if not (run_dir / "adapter_config.json").is_file() and not (run_dir / "config.json").is_file():
+        raise RunDirError(f"{run_dir} holds no saved adapter or model yet (did the run finish?)")
+    return resolve(load_recipe(recipe_file), probe_torch())
+
+
+def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
+    """(model with the run's adapter, tokenizer, plan). The base loads in full precision unless `quantized`."""
+    from peftrun.train.modeling import load_model, load_tokenizer
+
+    plan = plan_of_run(run_dir)
+    base_plan = plan if quantized else plan.with_sections(quantization=None)
+    tokenizer = load_tokenizer(plan)
+    if plan.recipe.peft is None:  # a full fine-tune: the run directory holds the whole model
+        base_plan = base_plan.with_sections(model=plan.recipe.model.model_copy(update={
+            "name_or_path": str(run_dir), "gguf_file": None, "revision": None}))
+        return load_model(base_plan, tokenizer), tokenizer, plan
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_model(base_plan, tokenizer), str(run_dir))
+    return model, tokenizer, plan
+
+
+def merge_run(run_dir: Path, out_dir: Path) -> Path:
+    """Merge the run's LoRA adapter into a full-precision copy of its base and save it with the tokenizer."""
+    model, tokenizer, plan = load_tuned(run_dir)
+    if plan.recipe.peft is None:
+        raise RunDirError(f"{run_dir} is a full fine-tune: it is already a complete model")
+    if plan.recipe.peft.method != "lora":
+        raise RunDirError(f"a {plan.recipe.peft.method} adapter cannot be merged into the model weights")
+    merged = model.merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir

@@ -1,0 +1,310 @@
+"""`peftrun RECIPE`: load data and model, train with TRL, and leave a complete run directory.
+
+The runner owns every side effect of a run; the steps it calls (data, modeling,
+builders, rundir, card) are small functions of the Plan.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peftrun.errors import Interrupted, LaunchError, TrainingError
+from peftrun.launch import launcher as launch
+from peftrun.launch import ranks
+from peftrun.recipe.launch_command import describe
+from peftrun.recipe.launch_rules import is_sharded
+from peftrun.recipe.plan import Plan
+from peftrun.train import rundir, sharded
+
+
+def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
+    """Load (unless given a Recipe), resolve for the hardware torch sees, and check this machine can run
+    it. The hub's offline mode is settled after a bad recipe has failed, before anything may touch the hub."""
+    from peftrun.launch.preflight import probe_torch
+    from peftrun.hub import ensure_offline_mode
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.launch.preflight import preflight
+    from peftrun.recipe.schema import Recipe
+    from peftrun.recipe.validation import checked_plan
+
+    loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+    ensure_offline_mode()
+    plan = checked_plan(loaded, probe_torch())
+    preflight(plan)
+    return plan
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM ask the trainer to save a checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopOnSignal":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            signal.signal(signum, self._previous[signum])
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        stop = self
+
+        class StopCallback(TrainerCallback):
+            def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+                if stop.requested:
+                    control.should_save = True
+                    control.should_training_stop = True
+                return control
+
+        return StopCallback()
+
+
+def _trainable_snapshot(model: Any) -> dict[str, Any]:
+    """Copies of the trainable tensors (a sample of at most 16 for large full fine-tunes)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if sum(p.numel() for _, p in params) > 50_000_000:
+        step = max(1, len(params) // 16)
+        params = params[::step]
+    return {n: p.detach().to("cpu", copy=True) for n, p in params}
+
+
+def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict[str, Any]], trainer_type: str) -> None:
+    """A run whose trainable parameters never changed is a failure, not a success."""
+    import torch
+
+    now = {n: p.detach().cpu() for n, p in model.named_parameters() if n in before}
+    changed = any(not torch.equal(before[n], now[n]) for n in before if n in now)
+    norms = [entry["grad_norm"] for entry in log_history if "grad_norm" in entry]
+    if not changed or (norms and all(float(n) == 0.0 for n in norms)):
+        causes = "a zero learning rate or labels that are all masked"
+        if trainer_type == "grpo":
+            causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
+        raise TrainingError(
+            "training finished but the trainable parameters never changed, so the saved weights would equal "
+            f"their initialization; usual causes: {causes}"
+        )
+
+
+def _count_parameters(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
+    train = [e["loss"] for e in log_history if "loss" in e]
+    evals = [e["eval_loss"] for e in log_history if "eval_loss" in e]
+    summary = next((e for e in reversed(log_history) if "train_loss" in e), {})
+    return {
+        "final_train_loss": train[-1] if train else summary.get("train_loss"),
+        "final_eval_loss": evals[-1] if evals else None,
+    }
+
+
+def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Run a resolved plan end to end; returns the run directory."""
+    from peftrun.builders import build_training_args
+    from peftrun.train.publish import check_can_push
+    from peftrun.train.rewards import resolve_rewards
+
+    started, start_clock = rundir.now(), time.perf_counter()
+    rewards = resolve_rewards(plan.recipe) if plan.trainer_type == "grpo" else None
+    if plan.recipe.output.push_to_hub:
+        check_can_push(str(plan.recipe.output.hub_model_id))
+    args = build_training_args(plan)
+    run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
+    main = ranks.rank() == 0
+    resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
+    data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
+    if main:
+        rundir.claim(run_dir, text, overwrite=overwrite)
+    resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
+    trainer, result, before = _train(plan, args, model, tokenizer, data, rewards, resume_from)
+    sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
+    if trainer.is_world_process_zero():
+        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
+    return run_dir
+
+
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
+    from peftrun.data import load_training_data
+    from peftrun.train.modeling import load_model, load_tokenizer
+
+    data = load_training_data(plan)
+    tokenizer = load_tokenizer(plan)
+    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank)
+
+
+def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
+           resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+    """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
+    from peftrun.builders.trainer import build_trainer
+    from peftrun.train.modeling import keep_full_layers_at_model_dtype
+
+    stopper = _StopOnSignal()
+    trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    if plan.recipe.quantization is not None:
+        keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
+    before = _trainable_snapshot(trainer.model)
+    with stopper:
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if stopper.requested:
+        trainer.save_state()
+        raise Interrupted(
+            f"stopped at step {trainer.state.global_step}; the checkpoint in {plan.output_dir} resumes with "
+            f"`peftrun {plan.recipe.path or 'RECIPE'} --resume`"
+        )
+    if not is_sharded(plan.recipe.launch):  # sharded runs check the saved adapter instead (sharded.py)
+        _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
+    return trainer, result, before
+
+
+def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
+    """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
+    from peftrun.train.card import model_card
+    from peftrun.train.plot import plot_losses
+
+    run_dir = Path(plan.output_dir)
+    if not sharded.saves_on_every_rank():  # several processes: every rank saved it in train()
+        trainer.save_model(str(run_dir))
+    tokenizer.save_pretrained(str(run_dir))
+    history = trainer.state.log_history
+    trainable, total = _count_parameters(trainer.model)
+    summary = {
+        "steps": trainer.state.global_step,
+        **_final_losses(history),
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 2),
+        "wall_time_s": round(wall, 2),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+    }
+    plot = plot_losses(history, run_dir / "loss.png")
+    merged = None
+    if plan.recipe.output.save in ("merged", "both") and plan.recipe.peft is not None:
+        from peftrun.train.merge import merge_run
+
+        merged = merge_run(run_dir, run_dir / "merged")
+    (run_dir / "README.md").write_text(model_card(plan, summary))
+    rundir.write_manifest(run_dir, _manifest(plan, data, summary, started, merged))
+    if plan.recipe.output.push_to_hub:
+        from peftrun.train.publish import push_run
+
+        push_run(run_dir, str(plan.recipe.output.hub_model_id))
+    _print_summary(plan, summary, plot, merged)
+
+
+def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merged: Path | None) -> dict[str, Any]:
+    from peftrun.train.modeling import model_source
+
+    return {
+        "peftrun_manifest": 1,
+        "versions": rundir.library_versions(),
+        "recipe": {"path": str(plan.recipe.path) if plan.recipe.path else None, **rundir.git_state(plan.recipe.path)},
+        "model": {"name_or_path": plan.recipe.model.name_or_path, "gguf_file": plan.recipe.model.gguf_file,
+                  "loaded_from": model_source(plan)[0]},
+        "data": data.fingerprint(),
+        "seed": plan.recipe.seed,
+        "hardware": {"description": plan.hardware.describe(), "cuda": plan.hardware.cuda, **rundir.host()},
+        "world_size": ranks.world_size(),
+        "launch": plan.recipe.launch.model_dump(mode="json"),
+        "started": started,
+        "ended": rundir.now(),
+        "training": summary,
+        "merged_model": str(merged) if merged else None,
+    }
+
+
+def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path, merged: Path | None) -> None:
+    share = summary["trainable_parameters"] / max(summary["total_parameters"], 1)
+    loss = summary["final_train_loss"]
+    lines = [
+        "",
+        f"done: {plan.recipe.name} in {summary['wall_time_s']:.1f} s ({summary['steps']} steps)",
+        f"  run directory  {plan.output_dir}",
+        f"  trainable      {summary['trainable_parameters']:,} of {summary['total_parameters']:,} parameters ({share:.2%})",
+        f"  final loss     train {loss:.4f}" if loss is not None else "  final loss     n/a",
+    ]
+    if summary["final_eval_loss"] is not None:
+        lines[-1] += f", eval {summary['final_eval_loss']:.4f}"
+    lines.append(f"  loss plot      {plot}")
+    if merged:
+        lines.append(f"  merged model   {merged}")
+    print("\n".join(lines))
+
+
+def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwrite: bool = False,
+        resume: bool = False) -> Path:
+    """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built."""
+    plan = plan_for(recipe, overrides)
+    if launch.needs_launch(plan):
+        raise LaunchError(
+            f"the recipe asks for {describe(plan)}, which this one Python process cannot run: use "
+            "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
+        )
+    return train(plan, model, overwrite=overwrite, resume=resume)
+
+
+def print_dry_run(plan: Plan) -> None:
+    """Print the plan and the exact library objects a run would build."""
+    from peftrun.recipe import explain
+    from peftrun.builders import build_peft_config, build_quantization_config, build_training_args
+
+    print(explain.as_table(plan))
+    print("\nobjects:")
+    for obj in (build_peft_config(plan), build_quantization_config(plan), build_training_args(plan)):
+        if obj is not None:
+            print(f"  {type(obj).__module__}.{type(obj).__name__}")
+    print(f"\ndry run: nothing was loaded or written (the run would go to {plan.output_dir})")
+
+
+@dataclass
+class _LaunchRunDir:
+    """The run directory checks the launching process makes before the launcher starts (launch.RunDirChecks)."""
+
+    plan: Plan
+    overwrite: bool
+    resume: bool
+
+    @property
+    def manifest(self) -> Path:
+        return Path(self.plan.output_dir) / rundir.MANIFEST
+
+    def check_before_launch(self) -> None:
+        plan = self.plan
+        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
+                     overwrite=self.overwrite, resume=self.resume)
+
+
+def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
+    plan = plan_for(recipe, overrides)
+    # a multi-process recipe re-runs this command under accelerate's launcher
+    plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run,
+                                     run_dir=_LaunchRunDir(plan, overwrite, resume))
+    if launched is not None:
+        return launched
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if dry_run:
+        print_dry_run(plan)
+        return 0
+    train(plan, overwrite=overwrite, resume=resume)
+    return 0

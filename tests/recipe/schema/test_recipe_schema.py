@@ -1,0 +1,77 @@
+"""peftrun.recipe.schema: the pydantic models (no I/O) and the JSON Schema generated from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from peftrun.recipe import defaults
+from peftrun.recipe.schema import OWNED_ELSEWHERE, TRAINER_TYPES, LoraSection, QuantizationSection, Recipe, trl_table
+from peftrun.recipe.schema.jsonschema import default_schema_path, recipe_json_schema
+
+MINIMAL = {"name": "x", "model": {"name_or_path": "m"}, "trainer": {"type": "sft"}, "dataset": {"path": "d"}}
+
+
+def test_section_defaults_come_from_the_defaults_module() -> None:
+    lora = LoraSection(method="lora")
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.bias, lora.target_modules) == (
+        defaults.LORA_R, defaults.LORA_ALPHA, defaults.LORA_DROPOUT, defaults.LORA_BIAS, defaults.LORA_TARGET_MODULES,
+    )
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == (16, 32, 0.05, "all-linear")
+    recipe = Recipe.model_validate(MINIMAL)
+    assert (recipe.seed, recipe.model.dtype, recipe.dataset.split, recipe.output.save) == (42, "auto", "train", "adapter")
+
+
+def test_4bit_options_stay_unset_until_resolved() -> None:
+    quant = QuantizationSection(bits=4)
+    assert (quant.quant_type, quant.double_quant, quant.compute_dtype) == (None, None, None)
+
+
+def test_sections_are_frozen() -> None:
+    recipe = Recipe.model_validate(MINIMAL)
+    with pytest.raises(ValidationError):
+        recipe.model.name_or_path = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("kind", TRAINER_TYPES)
+def test_trainer_sections_hold_exactly_trls_fields(kind: str) -> None:
+    extra = {"reward_funcs": ["a:b"]} if kind == "grpo" else {}
+    model = type(Recipe.model_validate({**MINIMAL, "trainer": {"type": kind, **extra}}).trainer)
+    trl_names = {row["name"] for row in trl_table()["fields"][kind]}
+    ours = set(model.model_fields) - {"type", "reward_funcs"}
+    assert ours == trl_names - set(OWNED_ELSEWHERE)
+    assert "learning_rate" in ours and "output_dir" not in ours
+    assert ("reward_funcs" in model.model_fields) == (kind == "grpo")
+
+
+def test_trainer_defaults_are_trls_own() -> None:
+    sft = Recipe.model_validate(MINIMAL).trainer
+    assert (sft.max_length, sft.packing, sft.per_device_train_batch_size) == (1024, False, 8)
+    assert sft.learning_rate == "auto"  # peftrun's rule, not TRL's 2e-5
+
+
+def test_table_names_the_trl_config_classes() -> None:
+    table = trl_table()
+    assert table["classes"] == {"sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig", "reward": "RewardConfig"}
+    assert table["trl_version"].startswith("1.16")
+
+
+def test_committed_json_schema_is_the_generated_one() -> None:
+    committed = json.loads(default_schema_path().read_text())
+    assert committed == recipe_json_schema()
+
+
+def test_json_schema_is_strict_and_discriminated() -> None:
+    schema = recipe_json_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    assert schema["required"] == ["model", "trainer", "dataset"]  # name defaults to the file's stem
+    assert all(d.get("additionalProperties") is False for d in schema["$defs"].values())
+    peft = schema["properties"]["peft"]["anyOf"][0]["discriminator"]
+    assert peft == {"mapping": {"lora": "#/$defs/LoraSection", "prompt_tuning": "#/$defs/PromptTuningSection"}, "propertyName": "method"}
+    trainer = schema["properties"]["trainer"]["discriminator"]
+    assert trainer["propertyName"] == "type" and sorted(trainer["mapping"]) == sorted(TRAINER_TYPES)
+    learning_rate = schema["$defs"]["SFTTrainer"]["properties"]["learning_rate"]
+    assert learning_rate["default"] == "auto"

@@ -1,0 +1,76 @@
+"""`peftrun eval`: base vs tuned on held-out data, for a tiny model that learns a fixed answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import peftrun
+from peftrun.cli import main
+from peftrun.train.evaluate import normalize
+from tests import tiny
+from tests.train.test_runner import LORA, recipe
+
+
+@pytest.fixture
+def learned_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
+    """A run that taught the tiny model to answer every question with ` ok`."""
+    rows = [{"prompt": f"Question {i}?", "completion": " ok"} for i in range(40)]
+    data = tiny.write_jsonl(in_tmp / "ok.jsonl", rows)
+    trainer = {"type": "sft", "max_steps": 40, "learning_rate": 1e-2, "per_device_train_batch_size": 8,
+               "save_strategy": "no", "eval_strategy": "no", "logging_steps": 10}
+    return peftrun.run(recipe(tiny_model_dir, data, trainer, {**LORA, "r": 8},
+                              dataset={"path": str(data), "eval": {"fraction": 0.25}}))
+
+
+def test_eval_reports_base_and_tuned(learned_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(learned_run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["n"] == 10
+    assert result["base"]["exact_match"] == 0.0
+    assert result["tuned"]["exact_match"] == 1.0
+    assert result["tuned"]["loss"] < result["base"]["loss"] - 0.3
+
+
+def test_eval_on_other_data_with_a_cap(learned_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tiny.write_jsonl(learned_run.parent.parent / "other.jsonl",
+                             [{"prompt": f"Another {i}?", "completion": " ok"} for i in range(9)])
+    assert main(["eval", str(learned_run), "--data", str(other), "--max-samples", "3"]) == 0
+    table = capsys.readouterr().out
+    assert "exact match" in table and "eval loss" in table and "(3 examples)" in table
+
+
+def test_eval_needs_comparable_data(learned_run: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(learned_run), "--data", str(data_dir / "text.jsonl")]) == 3
+    assert "eval needs prompt-completion or messages data to compare generations; the data has ['text']" in capsys.readouterr().err
+
+
+def test_normalize() -> None:
+    assert normalize("  a \n b\t") == "a b"
+
+
+@pytest.mark.parametrize("bos", [False, True], ids=["no-bos", "bos"])
+@pytest.mark.parametrize("conversational", [False, True], ids=["text", "chat"])
+def test_eval_tokenizes_like_trl(tmp_path: Path, bos: bool, conversational: bool) -> None:
+    """The prompt / completion split is the one TRL's SFT trainer trains on (BOS, template, EOS included)."""
+    from transformers import AutoTokenizer
+    from trl.data_utils import _tokenize, common_prefix_length
+
+    from peftrun.train.evaluate import Example, _token_pieces
+
+    tiny.build_tokenizer(tmp_path, bos=bos)
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
+    if conversational:
+        prompt, completion = [{"role": "user", "content": "Date?"}], [{"role": "assistant", "content": "2021-03-05"}]
+        prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+        full = _tokenize(tokenizer, prompt + completion)["input_ids"]
+        example = Example(prompt, "2021-03-05")
+    else:
+        prompt_ids = _tokenize(tokenizer, "Date?")["input_ids"]
+        full = _tokenize(tokenizer, "Date? 2021-03-05" + tokenizer.eos_token)["input_ids"]
+        example = Example("Date?", " 2021-03-05")
+    shared = common_prefix_length(prompt_ids, full)
+    assert _token_pieces(tokenizer, example) == (full[:shared], full[shared:])
+    assert (full[0] == tokenizer.bos_token_id) == (bos and not conversational)
