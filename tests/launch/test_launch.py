@@ -13,6 +13,7 @@ import pytest
 
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
+from peftrun.recipe import launch_command
 from peftrun.launch.preflight import preflight
 from peftrun.cli import main
 from peftrun.errors import LaunchError, RecipeError
@@ -64,7 +65,7 @@ def parsed(argv: list[str]) -> Any:
     """accelerate's own parser reads the command peftrun builds (every option exists, values parse)."""
     from accelerate.commands.launch import launch_command_parser
 
-    assert argv[1:3] == ["-m", launch.LAUNCHER_MODULE]
+    assert argv[1:3] == ["-m", launch_command.LAUNCHER_MODULE]
     return launch_command_parser().parse_args(argv[3:])
 
 
@@ -73,13 +74,13 @@ def parsed(argv: list[str]) -> Any:
 def test_one_process_runs_without_a_launcher() -> None:
     plan = plan_of()
     assert not launch.needs_launch(plan)
-    assert launch.command(plan) is None
-    assert launch.explain_lines(plan)[-1] == "launch: one process (no launcher)"
+    assert launch_command.command(plan) is None
+    assert launch_command.explain_lines(plan)[-1] == "launch: one process (no launcher)"
 
 
 def test_ddp_command_runs_this_same_peftrun_command_in_every_process() -> None:
     plan = plan_of({"num_processes": 2})
-    argv = launch.launch_argv(plan, ["run", "r.yaml", "launch.num_processes=2", "--overwrite"], python="py")
+    argv = launch_command.launch_argv(plan, ["run", "r.yaml", "launch.num_processes=2", "--overwrite"], python="py")
     assert argv[:3] == ["py", "-m", "accelerate.commands.launch"]
     assert argv[-6:] == ["-m", "peftrun", "run", "r.yaml", "launch.num_processes=2", "--overwrite"]
     args = parsed(argv)
@@ -93,7 +94,7 @@ def test_ddp_command_runs_this_same_peftrun_command_in_every_process() -> None:
 def test_fsdp_command_is_peft_fsdp_qlora_setup() -> None:
     plan = plan_of({"strategy": "fsdp", "num_processes": 8, "offload_params": True}, GPU8,
                    quantization={"bits": 4})
-    args = parsed(launch.launch_argv(plan, ["run", "r.yaml"]))
+    args = parsed(launch_command.launch_argv(plan, ["run", "r.yaml"]))
     assert args.use_fsdp and not args.multi_gpu
     assert args.num_processes == 8 and args.mixed_precision == "bf16"
     assert args.fsdp_use_orig_params == "false"  # the trainer wraps LoRA layers apart from the frozen base
@@ -106,7 +107,7 @@ def test_fsdp_command_is_peft_fsdp_qlora_setup() -> None:
 def test_zero3_command_saves_a_whole_16bit_adapter() -> None:
     plan = plan_of({"strategy": "deepspeed", "zero_stage": 3, "num_processes": 4, "offload_optimizer": True,
                     "offload_params": True}, GPU8, quantization={"bits": 4})
-    args = parsed(launch.launch_argv(plan, ["run", "r.yaml"]))
+    args = parsed(launch_command.launch_argv(plan, ["run", "r.yaml"]))
     assert args.use_deepspeed and args.zero_stage == 3 and args.num_processes == 4
     assert args.zero3_save_16bit_model == "true" and args.zero3_init_flag == "true"
     assert (args.offload_optimizer_device, args.offload_param_device) == ("cpu", "cpu")
@@ -115,7 +116,7 @@ def test_zero3_command_saves_a_whole_16bit_adapter() -> None:
 
 def test_zero2_command_offloads_only_the_optimizer() -> None:
     plan = plan_of({"strategy": "deepspeed", "num_processes": 2}, GPU8)
-    args = parsed(launch.launch_argv(plan, ["run", "r.yaml"]))
+    args = parsed(launch_command.launch_argv(plan, ["run", "r.yaml"]))
     assert args.zero_stage == 2 and args.offload_param_device == "none"
     assert args.zero3_save_16bit_model is None
 
@@ -123,18 +124,18 @@ def test_zero2_command_offloads_only_the_optimizer() -> None:
 def test_multi_node_counts_processes_per_machine() -> None:
     plan = plan_of({"num_processes": 8, "num_machines": 2, "machine_rank": 1, "main_process_ip": "10.0.0.1",
                     "main_process_port": 29600}, GPU8)
-    args = parsed(launch.launch_argv(plan, ["run", "r.yaml"]))
+    args = parsed(launch_command.launch_argv(plan, ["run", "r.yaml"]))
     assert (args.num_processes, args.num_machines, args.machine_rank) == (16, 2, 1)  # accelerate wants the total
     assert (args.main_process_ip, args.main_process_port) == ("10.0.0.1", 29600)
-    assert launch.describe(plan) == "16 processes, DDP on 2 machines (this is machine 1)"
+    assert launch_command.describe(plan) == "16 processes, DDP on 2 machines (this is machine 1)"
 
 
 def test_accelerate_config_file_decides_what_the_recipe_leaves_out() -> None:
     plan = plan_of({"accelerate_config": "team.yaml", "strategy": "fsdp"}, GPU8)
-    args = parsed(launch.launch_argv(plan, ["run", "r.yaml"]))
+    args = parsed(launch_command.launch_argv(plan, ["run", "r.yaml"]))
     assert args.config_file == "team.yaml"
     assert not args.use_fsdp and args.num_processes is None  # the file says
-    written = parsed(launch.launch_argv(plan_of({"accelerate_config": "team.yaml", "num_processes": 4}, GPU8), ["run"]))
+    written = parsed(launch_command.launch_argv(plan_of({"accelerate_config": "team.yaml", "num_processes": 4}, GPU8), ["run"]))
     assert written.num_processes == 4  # what the recipe writes wins over the file
 
 
@@ -334,12 +335,12 @@ def test_the_launching_process_checks_the_manifest(tmp_path: Path) -> None:
 
     started = time.time()
     with pytest.raises(LaunchError, match="holds no new manifest.json"):
-        launch.check_manifest(tmp_path, 2, started)
+        launch.check_manifest(tmp_path / "manifest.json", 2, started)
     (tmp_path / "manifest.json").write_text(json.dumps({"world_size": 1}))
     with pytest.raises(LaunchError, match="asked for 2 processes but the run reports world size 1"):
-        launch.check_manifest(tmp_path, 2, started)
+        launch.check_manifest(tmp_path / "manifest.json", 2, started)
     (tmp_path / "manifest.json").write_text(json.dumps({"world_size": 2}))
-    launch.check_manifest(tmp_path, 2, started)
+    launch.check_manifest(tmp_path / "manifest.json", 2, started)
 
 
 # --- the shipped multi-GPU recipes -------------------------------------------------------------------------
@@ -355,7 +356,7 @@ def test_multi_gpu_recipes_resolve_here_and_on_a_gpu_node(path: Path, monkeypatc
     resolve(recipe, CPU)  # `peftrun validate recipes/` on a CPU-only machine
     plan = resolve(recipe, GPU8)
     assert launch.needs_launch(plan)
-    args = parsed(launch.launch_argv(plan, launch.script_args_for(plan)))
+    args = parsed(launch_command.launch_argv(plan, launch_command.script_args_for(plan)))
     if plan.recipe.launch.strategy == "deepspeed":
         from importlib.util import find_spec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peftrun import gguf_cache
+from peftrun.train import gguf_cache
 
 
 def test_fingerprint_follows_the_content(tmp_path: Path) -> None:
