@@ -103,9 +103,18 @@ def precision_problems(plan: Plan) -> list[tuple[str, str]]:
     return []
 
 
+def peft_problems(plan: Plan) -> list[tuple[str, str]]:
+    """DoRA on an 8-bit base needs CUDA (bitsandbytes' CPU 8-bit matmul)."""
+    peft, quant = plan.recipe.peft, plan.recipe.quantization
+    if plan.hardware.cuda or quant is None or quant.bits != 8 or not getattr(peft, "use_dora", False):
+        return []
+    return [("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul loses its "
+             "scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA, or run on a CUDA GPU")]
+
+
 def preflight(plan: Plan) -> None:
     """Refuse what this machine cannot run (RecipeError, exit status 2), every problem at once."""
-    problems = precision_problems(plan) + machine_problems(plan)
+    problems = precision_problems(plan) + peft_problems(plan) + machine_problems(plan)
     if problems:
         raise RecipeError([Problem(plan.recipe.where(path), path, msg) for path, msg in problems],
                           source=str(plan.recipe.path or ""))

@@ -66,7 +66,7 @@ def _task_type(recipe: Recipe, notes: Notes) -> str | None:
     return wanted
 
 
-def _peft_checks(recipe: Recipe, hw: Hardware, notes: Notes) -> None:
+def _peft_checks(recipe: Recipe, notes: Notes) -> None:
     peft = recipe.peft
     if isinstance(peft, PromptTuningSection):
         for key in ("packing", "padding_free"):
@@ -76,10 +76,6 @@ def _peft_checks(recipe: Recipe, hw: Hardware, notes: Notes) -> None:
             notes.refuse("output.save", "a prompt-tuning adapter cannot be merged into the model: use save: adapter")
     elif isinstance(peft, LoraSection):
         _layer_selection_checks(peft, notes)
-        quant = recipe.quantization
-        if peft.use_dora and quant is not None and quant.bits == 8 and not hw.cuda:
-            notes.refuse("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul "
-                         "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA")
         if recipe.trainer.type == "reward":
             notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
 
@@ -202,7 +198,7 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/recipe/launch_rules.py
     quant = _quantization(recipe, dtype, notes)
     task_type = _task_type(recipe, notes)
-    _peft_checks(recipe, hardware, notes)
+    _peft_checks(recipe, notes)
     _data_checks(recipe, notes)
     _grpo_checks(recipe, notes)
     _static_defaults(recipe, notes)

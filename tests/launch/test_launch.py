@@ -296,6 +296,21 @@ def test_accelerate_config_file_must_exist_and_agree(in_tmp: Path) -> None:
     assert launch.expected_world_size(plan) == 4
 
 
+DORA_8BIT = {"peft": {"method": "lora", "use_dora": True}, "quantization": {"bits": 8}}
+
+
+def test_dora_on_an_8bit_base_is_refused_when_a_cpu_run_starts(write_recipe, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = plan_of(None, CPU, **DORA_8BIT)  # resolves: validate accepts it on a laptop
+    assert preflight_problems(plan) == {"peft.use_dora": (
+        "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul loses its scales when DoRA "
+        "dequantizes the weight): use bits: 4 or plain LoRA, or run on a CUDA GPU")}
+    preflight(plan_of(None, GPU2, **DORA_8BIT))
+    path = write_recipe(data(**DORA_8BIT))
+    assert main(["validate", str(path)]) == 0
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert f"{path}:6:3: peft.use_dora: DoRA on an 8-bit base fails on the CPU" in capsys.readouterr().err
+
+
 def test_the_launching_process_refuses_before_starting_anything(in_tmp: Path, write_recipe,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = write_recipe(data())
