@@ -77,22 +77,57 @@ def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int
     return full[:shared], full[shared:]
 
 
-def completion_loss(model: Any, tokenizer: Any, examples: list[Example]) -> float:
-    """Mean negative log-likelihood per completion token."""
-    import torch
+Pieces = tuple[list[int], list[int]]  # (prompt ids, completion ids)
+LOSS_BATCH_TOKENS = 4096  # padded tokens per loss forward pass (rows x longest row)
+GENERATION_BATCH = 32
 
+
+def _batches(rows: list[Pieces], budget: int) -> list[list[Pieces]]:
+    """Rows sorted by length (little padding), grouped so that rows x longest row stays within `budget`."""
+    batches: list[list[Pieces]] = []
+    for row in sorted(rows, key=lambda r: len(r[0]) + len(r[1])):
+        if batches and (len(batches[-1]) + 1) * (len(row[0]) + len(row[1])) <= budget:
+            batches[-1].append(row)
+        else:
+            batches.append([row])
+    return batches
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (computing only the logits the loss reads)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+def _batch_nll(model: Any, batch: list[Pieces], pad: int) -> tuple[float, int]:
+    """(summed NLL, token count) of the completions of one right-padded batch: padding follows every real
+    token, so under the causal mask each row's logits are those of the row alone."""
+    import torch
+    import torch.nn.functional as F
+
+    width = max(len(p) + len(c) for p, c in batch)
+    ids = torch.tensor([p + c + [pad] * (width - len(p) - len(c)) for p, c in batch], device=model.device)
+    labels = torch.tensor([[-100] * len(p) + c + [-100] * (width - len(p) - len(c)) for p, c in batch])
+    mask = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in batch],
+                        device=model.device)
+    keep = width - max(min(len(p) for p, _ in batch) - 1, 0)  # from the last prompt token on
+    kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, **kwargs).logits[:, -keep:]
+    targets = labels[:, width - keep + 1:].to(logits.device)
+    nll = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
+    return float(nll), int((targets != -100).sum())
+
+
+def completion_loss(model: Any, tokenizer: Any, pieces: list[Pieces]) -> float:
+    """Mean negative log-likelihood per completion token, in padded batches."""
     total, count = 0.0, 0
     model.eval()
-    for example in examples:
-        prompt_ids, completion_ids = _token_pieces(tokenizer, example)
-        if not completion_ids:
-            continue
-        ids = torch.tensor([prompt_ids + completion_ids], device=model.device)
-        labels = torch.tensor([[-100] * len(prompt_ids) + completion_ids], device=model.device)
-        with torch.no_grad():
-            loss = model(input_ids=ids, labels=labels).loss
-        total += float(loss) * len(completion_ids)
-        count += len(completion_ids)
+    for batch in _batches([p for p in pieces if p[1]], LOSS_BATCH_TOKENS):
+        nll, tokens = _batch_nll(model, batch, tokenizer.pad_token_id or 0)
+        total, count = total + nll, count + tokens
     return total / max(count, 1)
 
 
@@ -100,14 +135,16 @@ def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
     from peftrun.train.generation import generate
 
     longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
-    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8)
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8,
+                       batch_size=GENERATION_BATCH)
     hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
     return hits / len(examples)
 
 
-def _scores(model: Any, tokenizer: Any, examples: list[Example], context: AbstractContextManager) -> dict[str, float]:
+def _scores(model: Any, tokenizer: Any, examples: list[Example], pieces: list[Pieces],
+            context: AbstractContextManager) -> dict[str, float]:
     with context:
-        return {"loss": completion_loss(model, tokenizer, examples), "exact_match": exact_match(model, tokenizer, examples)}
+        return {"loss": completion_loss(model, tokenizer, pieces), "exact_match": exact_match(model, tokenizer, examples)}
 
 
 def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
@@ -121,11 +158,12 @@ def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int |
         examples = examples[:max_samples]
     if not examples:
         raise DataError("no examples to evaluate")
-    tuned = _scores(model, tokenizer, examples, nullcontext())
+    pieces = [_token_pieces(tokenizer, e) for e in examples]
+    tuned = _scores(model, tokenizer, examples, pieces, nullcontext())
     if plan.recipe.peft is not None:
-        base = _scores(model, tokenizer, examples, model.disable_adapter())
+        base = _scores(model, tokenizer, examples, pieces, model.disable_adapter())
     else:
-        base = _scores(load_model(plan, tokenizer), tokenizer, examples, nullcontext())
+        base = _scores(load_model(plan, tokenizer), tokenizer, examples, pieces, nullcontext())
     return {"n": len(examples), "base": base, "tuned": tuned}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,41 @@ def test_eval_tokenizes_like_trl(tmp_path: Path, bos: bool, conversational: bool
     shared = common_prefix_length(prompt_ids, full)
     assert _token_pieces(tokenizer, example) == (full[:shared], full[shared:])
     assert (full[0] == tokenizer.bos_token_id) == (bos and not conversational)
+
+
+def one_at_a_time(model: Any, pieces: list[tuple[list[int], list[int]]]) -> float:
+    """The loss as `peftrun eval` computed it before batching: one example per forward pass, the library's loss."""
+    import torch
+
+    total, count = 0.0, 0
+    for prompt, completion in pieces:
+        ids = torch.tensor([prompt + completion])
+        labels = torch.tensor([[-100] * len(prompt) + completion])
+        with torch.no_grad():
+            total += float(model(input_ids=ids, labels=labels).loss) * len(completion)
+        count += len(completion)
+    return total / count
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "lora"])
+def test_batched_loss_equals_one_example_at_a_time(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   adapter: bool) -> None:
+    """Rows of very different lengths, several per batch and several batches: padding changes nothing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peftrun.train import evaluate
+    from peftrun.train.evaluate import Example, _token_pieces, completion_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    if adapter:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    examples = [Example(f"Q{i}: " + "x" * (3 * i), " a" * (1 + i % 5)) for i in range(12)]
+    examples += [Example([{"role": "user", "content": "y" * i}], "z" * (7 - i)) for i in range(4)]
+    pieces = [_token_pieces(tokenizer, e) for e in examples]
+    monkeypatch.setattr(evaluate, "LOSS_BATCH_TOKENS", 200)  # several batches of several rows
+    assert len(evaluate._batches(pieces, 200)) > 2 and max(map(len, evaluate._batches(pieces, 200))) > 2
+    batched = completion_loss(model, tokenizer, pieces)
+    assert batched == pytest.approx(one_at_a_time(model, pieces), abs=1e-4)
