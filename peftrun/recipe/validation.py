@@ -34,6 +34,8 @@ KEY_HINTS: dict[str, str] = {
     "torch_dtype": "use model.dtype",
     "max_seq_length": "TRL renamed it: use trainer.max_length",
     "evaluation_strategy": "TRL renamed it: use trainer.eval_strategy",
+    "warmup_ratio": "transformers 5 removed it: `warmup_steps` takes a float below 1 as the ratio of the training "
+                    "steps (warmup_ratio: 0.1 -> warmup_steps: 0.1)",
     "dataset_name": "use dataset.path",
     **OWNED_ELSEWHERE,
 }

@@ -12,9 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, ValidationError, create_model, model_validator
 
 from peftrun.recipe.schema.base import Section
+from peftrun.recipe.schema.bounds import conditional_errors, field_check
 
 TABLE_PATH = Path(__file__).with_name("trl_fields.json")
 TRAINER_TYPES = ("sft", "dpo", "grpo", "reward")
@@ -72,6 +73,23 @@ def _field(row: dict[str, Any]) -> tuple[Any, Any]:
     return annotation, Field(default, description=row["help"] or None)
 
 
+class TrainerBase(Section):
+    """What every trainer section shares: the numeric bounds of its fields (bounds.py)."""
+
+    @model_validator(mode="after")
+    def _conditional_bounds(self) -> "TrainerBase":
+        errors = conditional_errors(self)
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+def _bounded(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
+    """A field's (annotation, Field) with the after-validator of its bound, if it has one."""
+    check = field_check(name)
+    return (Annotated[spec[0], AfterValidator(check)], spec[1]) if check else spec
+
+
 def _trainer_model(kind: str) -> type[Section]:
     rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE]
     fields: dict[str, Any] = {r["name"]: _field(r) for r in rows}
@@ -90,7 +108,8 @@ def _trainer_model(kind: str) -> type[Section]:
         )
     name = f"{kind.upper() if kind != 'reward' else 'Reward'}Trainer"
     doc = f"Fields of TRL's {trl_table()['classes'][kind]} (TRL {trl_table()['trl_version']})."
-    return create_model(name, __base__=Section, __doc__=doc, **fields)  # type: ignore[call-overload]
+    bounded = {key: _bounded(key, spec) for key, spec in fields.items()}
+    return create_model(name, __base__=TrainerBase, __doc__=doc, **bounded)  # type: ignore[call-overload]
 
 
 SFTTrainer = _trainer_model("sft")
