@@ -54,7 +54,7 @@ def _num_processes(recipe: Recipe, hardware: Hardware, notes: Notes) -> int:
         notes.fill("launch.num_processes", f"{defaults.RULES['launch.num_processes']} -> {count} ({how})")
         return max(count, 1)
     if value < 1:
-        notes.refuse("launch.num_processes", f"num_processes must be at least 1 (or auto), not {value}")
+        notes.refuse("launch.num_processes", f"num_processes must be at least 1 (or auto), not {notes.shown('launch.num_processes', value)}")
     return value
 
 
@@ -154,8 +154,8 @@ def _machines(recipe: Recipe, notes: Notes) -> None:
     if launch.machine_rank >= launch.num_machines:
         notes.refuse(
             "launch.machine_rank",
-            f"machine_rank {launch.machine_rank} is out of range for num_machines {launch.num_machines} "
-            f"(0 to {launch.num_machines - 1})",
+            f"machine_rank {notes.shown('launch.machine_rank', launch.machine_rank)} is out of range for num_machines "
+            f"{notes.shown('launch.num_machines', launch.num_machines)} (0 to num_machines - 1)",
         )
     if launch.num_machines > 1 and not launch.main_process_ip and launch.accelerate_config is None:
         notes.refuse(

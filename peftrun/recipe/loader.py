@@ -16,6 +16,7 @@ import yaml
 
 from peftrun.recipe import defaults
 from peftrun.errors import Problem, RecipeError
+from peftrun.recipe.redact import through_references
 from peftrun.recipe.schema import Recipe
 from peftrun.recipe.validation import validate_recipe
 
@@ -262,23 +263,21 @@ def _load(recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: 
     if "name" not in data:
         data["name"] = path.stem if path else "recipe"
         sources[("name",)] = defaults.RULES["name"]
-    env = env_expressions(data)
+    env = through_references(interpolations(data))
     data = interpolate(data, sources)
-    recipe = validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path)
-    recipe._env_expressions = env
-    return recipe
+    return validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path, env)
 
 
-def env_expressions(data: Any, prefix: str = "") -> dict[str, str]:
-    """Dotted path -> raw value for every string that reads an environment variable (`${oc.env:...}`),
-    so saved recipes can keep the expression instead of a secret."""
+def interpolations(data: Any, prefix: str = "") -> dict[str, str]:
+    """Dotted path -> raw value for every string holding an interpolation (`${...}`); those that read an
+    environment variable (through_references) keep their expression in saved recipes and are never printed."""
     if isinstance(data, Mapping):
         items = ((f"{prefix}.{k}" if prefix else str(k), v) for k, v in data.items())
     elif isinstance(data, list):
         items = ((f"{prefix}.{i}", v) for i, v in enumerate(data))
     else:
-        return {prefix: data} if isinstance(data, str) and "oc.env:" in data else {}
-    return {path: raw for key, value in items for path, raw in env_expressions(value, key).items()}
+        return {prefix: data} if isinstance(data, str) and "${" in data else {}
+    return {path: raw for key, value in items for path, raw in interpolations(value, key).items()}
 
 
 def _load_mapping(raw: dict[str, Any]) -> tuple[dict[str, Any], Sources]:

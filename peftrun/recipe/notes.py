@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from peftrun.errors import Problem
+from peftrun.recipe.redact import shown
 from peftrun.recipe.schema import Recipe
 
 
@@ -22,6 +23,10 @@ class Notes:
 
     def refuse(self, path: str, message: str) -> None:
         self.problems.append(Problem(self.where(path), path, message))
+
+    def shown(self, path: str, value: object) -> str:
+        """repr(value) for a message, or a placeholder when it was read from the environment."""
+        return shown(value, path, self.recipe.env_expressions)
 
     def where(self, path: str) -> str:
         return self.recipe.where(path)

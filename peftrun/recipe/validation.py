@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.redact import expression_behind, shown
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
 from peftrun.recipe.schema.recipe import nearest_source
@@ -102,7 +103,9 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
 
 
-def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) -> str:
+def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, path: str,
+             env: Mapping[str, str]) -> str:
+    """The text of one pydantic error; a value read from the environment is named, never shown."""
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "extra_forbidden":
         hint = KEY_HINTS.get(key)
@@ -116,7 +119,9 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         return f"unknown key `{key}`{_suggest(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
-        return f"unknown value {ctx.get('tag')!r}{_suggest(str(ctx.get('tag')), tags)} (one of: {', '.join(tags)})"
+        tag = str(ctx.get("tag"))
+        suggestion = "" if expression_behind(path, env) else _suggest(tag, tags)
+        return f"unknown value {shown(tag, path, env)}{suggestion} (one of: {', '.join(tags)})"
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "")).strip("'")
         return f"missing `{field}`, which selects the kind of section"
@@ -124,8 +129,8 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         return "required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
-        return f"must be a mapping of keys, got {error['input']!r}"
-    return f"{message}; got {error['input']!r}" if kind != "value_error" else message
+        return f"must be a mapping of keys, got {shown(error['input'], path, env)}"
+    return f"{message}; got {shown(error['input'], path, env)}" if kind != "value_error" else message
 
 
 def _other_trainers_with(key: str, model: type[BaseModel] | None) -> list[str]:
@@ -136,8 +141,8 @@ def _other_trainers_with(key: str, model: type[BaseModel] | None) -> list[str]:
     return [str(_tag_of(m)) for m in trainers if key in m.model_fields]
 
 
-def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:
-    """One located problem per pydantic error, unknown keys with suggestions."""
+def problems_from(exc: ValidationError, sources: Mapping[str, str], env: Mapping[str, str]) -> list[Problem]:
+    """One located problem per pydantic error, unknown keys with suggestions; `env`: Recipe.env_expressions."""
     problems: list[Problem | str] = []  # a str holds the place of a union's merged problems
     arms: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for error in exc.errors():
@@ -153,11 +158,13 @@ def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Prob
                 problems.append(union)
             arms.setdefault(union, []).append((path, error))
             continue
-        problems.append(Problem(nearest_source(path, sources), path, _message(error, model, key)))
-    return [p for item in problems for p in ([item] if isinstance(item, Problem) else _union_problems(arms[item], sources))]
+        problems.append(Problem(nearest_source(path, sources), path, _message(error, model, key, path, env)))
+    return [p for item in problems
+            for p in ([item] if isinstance(item, Problem) else _union_problems(arms[item], sources, env))]
 
 
-def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mapping[str, str]) -> list[Problem]:
+def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mapping[str, str],
+                    env: Mapping[str, str]) -> list[Problem]:
     """One problem per path for a value no arm of a union accepts: the arms that got furthest,
     their expectations joined ("a valid number, or 'auto'")."""
     depth = max(path.count(".") for path, _ in errors)
@@ -169,7 +176,7 @@ def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mappin
     for path, found in by_path.items():
         messages = [str(e["msg"]).removeprefix("Value error, ") for e in found]
         text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
-        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {found[0]['input']!r}"))
+        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {shown(found[0]['input'], path, env)}"))
     return problems
 
 
@@ -192,24 +199,28 @@ def missing_paths(recipe: Recipe) -> list[Problem]:
     problems = []
     for key, value, local in checks:
         if local and not Path(value).expanduser().exists():
-            where = recipe.where(key)
-            problems.append(Problem(where, key, f"no such file or directory: {value} (relative paths start at {Path.cwd()})"))
+            where, what = recipe.where(key), recipe.shown(key, value)
+            problems.append(Problem(where, key, f"no such file or directory: {what} (relative paths start at {Path.cwd()})"))
     if recipe.model.gguf_file and Path(recipe.model.name_or_path).is_dir():
         if not (Path(recipe.model.name_or_path) / recipe.model.gguf_file).is_file():
-            where = recipe.where("model.gguf_file")
-            problems.append(Problem(where, "model.gguf_file", f"{recipe.model.gguf_file} is not in {recipe.model.name_or_path}"))
+            where, model = recipe.where("model.gguf_file"), recipe.model
+            problems.append(Problem(where, "model.gguf_file", f"{recipe.shown('model.gguf_file', model.gguf_file)} is "
+                                    f"not in {recipe.shown('model.name_or_path', model.name_or_path)}"))
     return problems
 
 
-def validate_recipe(data: Mapping[str, Any], sources: Mapping[str, str], path: Path | None) -> Recipe:
-    """The Recipe (schema-checked, carrying its source map), or a RecipeError with every schema problem."""
+def validate_recipe(data: Mapping[str, Any], sources: Mapping[str, str], path: Path | None,
+                    env: Mapping[str, str]) -> Recipe:
+    """The Recipe (schema-checked, carrying its source map and env expressions), or a RecipeError with every
+    schema problem."""
     label = str(path) if path else ""
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise RecipeError(problems_from(exc, sources), source=label) from None
+        raise RecipeError(problems_from(exc, sources, env), source=label) from None
     recipe._sources = dict(sources)
     recipe._path = path
+    recipe._env_expressions = dict(env)
     return recipe
 
 

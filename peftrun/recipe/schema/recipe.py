@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr
 
 from peftrun.recipe import defaults
+from peftrun.recipe.redact import shown
 from peftrun.recipe.schema.base import Section
 from peftrun.recipe.schema.dataset import DatasetSection
 from peftrun.recipe.schema.launch import DDPLaunch, LaunchSection
@@ -54,6 +55,10 @@ class Recipe(Section):
     def env_expressions(self) -> dict[str, str]:
         """Dotted path -> the `${oc.env:...}` expression its value was read from (never written out resolved)."""
         return self._env_expressions
+
+    def shown(self, key_path: str, value: object) -> str:
+        """`value` (at `key_path`) as an error message may show it: never a value read from the environment."""
+        return shown(value, key_path, self._env_expressions, str)
 
     def where(self, key_path: str) -> str:
         """Where the value at `key_path` (or its nearest written parent) was written; else the recipe file."""
