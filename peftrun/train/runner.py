@@ -87,20 +87,41 @@ def _trainable_snapshot(model: Any) -> dict[str, Any]:
     return {n: p.detach().to("cpu", copy=True) for n, p in params}
 
 
-def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict[str, Any]], trainer_type: str) -> None:
-    """A run whose trainable parameters never changed is a failure, not a success."""
+@dataclass
+class _Start:
+    """The trainable weights and the step training starts from: the fresh ones, or after --resume the
+    checkpoint's (transformers loads it inside train(), before on_train_begin)."""
+
+    weights: dict[str, Any]
+    step: int = 0
+
+    def callback(self) -> Any:
+        from transformers import TrainerCallback
+
+        start = self
+
+        class RecordStart(TrainerCallback):
+            def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+                start.weights, start.step = _trainable_snapshot(model), state.global_step
+
+        return RecordStart()
+
+
+def _check_learned(model: Any, start: _Start, state: Any, trainer_type: str) -> None:
+    """A run whose trainable parameters never changed from where it started is a failure, not a success."""
     import torch
 
-    now = {n: p.detach().cpu() for n, p in model.named_parameters() if n in before}
-    changed = any(not torch.equal(before[n], now[n]) for n in before if n in now)
-    norms = [entry["grad_norm"] for entry in log_history if "grad_norm" in entry]
+    now = {n: p.detach().cpu() for n, p in model.named_parameters() if n in start.weights}
+    changed = any(not torch.equal(start.weights[n], now[n]) for n in start.weights if n in now)
+    norms = [e["grad_norm"] for e in state.log_history if "grad_norm" in e and e.get("step", 0) > start.step]
     if not changed or (norms and all(float(n) == 0.0 for n in norms)):
         causes = "a zero learning rate or labels that are all masked"
         if trainer_type == "grpo":
             causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
+        origin = f"those of the checkpoint it resumed from (step {start.step})" if start.step else "their initialization"
         raise TrainingError(
-            "training finished but the trainable parameters never changed, so the saved weights would equal "
-            f"their initialization; usual causes: {causes}"
+            f"training finished but the trainable parameters never changed, so the saved weights would equal {origin}; "
+            f"usual causes: {causes}"
         )
 
 
@@ -165,6 +186,9 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
+    start = _Start(before)
+    if resume_from is not None and not is_sharded(plan.recipe.launch):
+        trainer.add_callback(start.callback())
     with stopper:
         result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if stopper.requested:
@@ -174,7 +198,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
             f"`peftrun {plan.recipe.path or 'RECIPE'} --resume`"
         )
     if not is_sharded(plan.recipe.launch):  # sharded runs check the saved adapter instead (sharded.py)
-        _check_learned(trainer.model, before, trainer.state.log_history, plan.trainer_type)
+        _check_learned(trainer.model, start, trainer.state, plan.trainer_type)
     return trainer, result, before
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 import peftrun
-from peftrun.errors import RunDirError
-from peftrun.errors import Interrupted
+from peftrun.errors import Interrupted, RunDirError, TrainingError
 from tests.train.test_runner import LORA, recipe
 
 RESUMABLE = {"type": "sft", "max_steps": 6, "save_steps": 2}
@@ -98,3 +97,22 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(reference: dict, in_tmp: Path, t
 def test_resume_without_checkpoint_is_refused(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
     with pytest.raises(RunDirError, match="runs/t has no checkpoint to resume from; run without --resume"):
         peftrun.run(recipe(tiny_model_dir, data_dir / "sft.jsonl", RESUMABLE, LORA), resume=True)
+
+
+# Full learning rate for steps 1-3, a one-step decay (step 4), then 0: every step after checkpoint-4 leaves
+# the weights exactly as the checkpoint holds them (AdamW at lr 0 moves nothing, weight decay included).
+DECAYED_AT_4 = {**RESUMABLE, "lr_scheduler_type": "warmup_stable_decay",
+                "lr_scheduler_kwargs": {"num_stable_steps": 3, "num_decay_steps": 1}}
+
+
+def test_a_resumed_run_that_changes_nothing_is_a_failure(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    """Compared with the fresh initialization the weights differ (steps 1-4 trained them); compared with
+    checkpoint-4, which the resumed steps start from, they never changed. (A normal resume passes the same
+    check: the tests above.)"""
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", DECAYED_AT_4, LORA)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        peftrun.run(data, model=model_with_hook(tiny_model_dir, [], 5, crash))
+    with pytest.raises(TrainingError, match=r"the trainable parameters never changed, so the saved weights would "
+                       r"equal those of the checkpoint it resumed from \(step 4\)"):
+        peftrun.run(data, resume=True)
+
