@@ -59,7 +59,9 @@ def main() -> None:
         print(f"{label:42} {seconds:7.1f} s")
     total = setup + load_wall + train + evaluate
     print(f"{'total (load measured apart, as on a first run)':42} {total:7.1f} s")
-    print(f"exact match: base {result['base']['exact_match']:.2f}, tuned {result['tuned']['exact_match']:.2f} "
+    print(f"evaluation / training run: {evaluate / train:.2f} (target <= 0.2; both measured in this run)")
+    print(f"exact match: base {result['base']['exact_match']:.2f}, tuned {result['tuned']['exact_match']:.2f}; "
+          f"eval loss: base {result['base']['loss']:.4f}, tuned {result['tuned']['loss']:.4f} "
           f"({result['n']} examples); {os.cpu_count()} CPU cores")
 
 
