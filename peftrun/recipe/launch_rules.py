@@ -54,7 +54,8 @@ def _num_processes(recipe: Recipe, hardware: Hardware, notes: Notes) -> int:
         notes.fill("launch.num_processes", f"{defaults.RULES['launch.num_processes']} -> {count} ({how})")
         return max(count, 1)
     if value < 1:
-        notes.refuse("launch.num_processes", f"num_processes must be at least 1 (or auto), not {notes.shown('launch.num_processes', value)}")
+        shown = notes.shown("launch.num_processes", value)
+        notes.refuse("launch.num_processes", f"num_processes must be at least 1 (or auto), not {shown}")
     return value
 
 

@@ -149,7 +149,8 @@ def _grpo_checks(recipe: Recipe, notes: Notes) -> None:
         return
     for i, name in enumerate(trainer.reward_funcs):
         if ":" not in name and name not in SHIPPED_REWARDS:
-            notes.refuse(f"trainer.reward_funcs.{i}", f"no shipped reward named {notes.shown(f'trainer.reward_funcs.{i}', name)} (shipped: "
+            path = f"trainer.reward_funcs.{i}"
+            notes.refuse(path, f"no shipped reward named {notes.shown(path, name)} (shipped: "
                          f"{', '.join(SHIPPED_REWARDS)}); name your own as module:function")
     _generation_batch_check(recipe, notes)
 

@@ -12,7 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, StrictStr, ValidationError, create_model, model_validator
+from pydantic import (AfterValidator, Field, StrictBool, StrictInt, StrictStr, ValidationError, create_model,
+                      model_validator)
 
 from peftrun.recipe.schema.base import Section
 from peftrun.recipe.schema.bounds import conditional_errors, field_check
