@@ -1,0 +1,59 @@
+"""What peftrun knows about PEFT's methods beyond their config fields (those come from peft_fields.json).
+
+Which methods cannot wrap a causal LM from a config alone, which cannot be merged into the base weights,
+which do not adapt linear layers (so the target_modules presets do not apply), and how each is used in a run.
+Every entry says why; `docs/methods.md` shows the same table. Pure data: no library is imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Final
+
+# Methods that cannot wrap a causal LM from a config alone, with the reason (peft 0.21.2, transformers 5).
+REFUSED: Final[dict[str, str]] = {
+    "xlora": "X-LoRA mixes several already-trained LoRA adapters through a learned router; it needs those "
+             "adapters and a model wrapper, not a config alone: train LoRA adapters first",
+    "poly": "Polytropon routes between adapter skills by a task id per example; TRL's trainers pass no task ids",
+    "multitask_prompt_tuning": "multitask prompt tuning needs a task id per example; TRL's trainers pass no task ids",
+    "cpt": "context-aware prompt tuning needs per-example token-type masks built by its own data pipeline; "
+           "TRL's collators do not produce them",
+    "shadow": "ShadowPEFT fails on a Llama forward pass in peft 0.21.2 with transformers 5 "
+              "('ShadowCarrier' object has no attribute 'view')",
+}
+# Refused only while an optional dependency is missing: method -> (module, reason).
+NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
+    "adamss": ("sklearn", "AdaMSS clusters weight subspaces with scikit-learn, which is not installed "
+                          "(pip install scikit-learn)"),
+}
+# Methods whose adapter cannot be merged into the base weights, with the reason.
+PROMPT_LEARNING_NO_MERGE: Final = "its virtual tokens are inputs, not weights"
+NOT_MERGEABLE: Final[dict[str, str]] = {
+    "lily": "PEFT 0.21.2 implements no merge for Lily (its experts are shared across layers)",
+    "beft": "BEFT merges only into layers that have a bias; the adapted layers of most LLMs have none",
+    "adaption_prompt": "adaption prompts are gated attention inputs, not weight deltas",
+}
+# Methods that take target_modules but do not adapt linear layers: the presets and the all-linear default
+# do not apply (PEFT picks the layers: norms, embeddings, attention blocks).
+NOT_LINEAR: Final = ("ln_tuning", "trainable_tokens", "adaption_prompt")
+# Methods that fail under gradient checkpointing (the attention mask and the prefix lengths disagree).
+NO_CHECKPOINTING: Final[dict[str, str]] = {
+    "prefix_tuning": "prefix tuning fails under gradient checkpointing (attention mask length mismatch)",
+}
+
+
+def refusal(method: str) -> str | None:
+    """Why `method` cannot run here, or None."""
+    if method in REFUSED:
+        return REFUSED[method]
+    if method in NEEDS_MODULE:
+        module, reason = NEEDS_MODULE[method]
+        return reason if importlib.util.find_spec(module) is None else None
+    return None
+
+
+def merge_refusal(method: str, prompt_learning: bool) -> str | None:
+    """Why a `method` adapter cannot be merged into the model, or None when it can."""
+    if prompt_learning:
+        return PROMPT_LEARNING_NO_MERGE
+    return NOT_MERGEABLE.get(method)
