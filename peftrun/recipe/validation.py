@@ -108,10 +108,11 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
             return f"`{key}` is not a key here: {hint}"
         names = sorted(model.model_fields) if model else []
         owners, noun = _other_sections_with(key, model)
-        if owners and not _suggest(key, names):  # a close key here is the likelier intent (a typo)
+        if owners:
             shown = owners if len(owners) <= 5 else [*owners[:4], f"{len(owners) - 4} more"]
             kinds = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
-            return f"`{key}` is a field of the {kinds} {noun}{'s' if len(owners) > 1 else ''}, not of this one"
+            here = f"`{key}` is a field of the {kinds} {noun}{'s' if len(owners) > 1 else ''}, not of this one"
+            return here + _suggest(key, [n for n in names if n not in DISCRIMINATORS.values()])
         return f"unknown key `{key}`{_suggest(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
