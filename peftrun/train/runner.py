@@ -20,6 +20,7 @@ from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import REWARD_TRAINERS
 from peftrun.train import rundir, sharded
 
 
@@ -96,7 +97,7 @@ def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict
     norms = [entry["grad_norm"] for entry in log_history if "grad_norm" in entry]
     if not changed or (norms and all(float(n) == 0.0 for n in norms)):
         causes = "a zero learning rate or labels that are all masked"
-        if trainer_type == "grpo":
+        if trainer_type in REWARD_TRAINERS:
             causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
         raise TrainingError(
             "training finished but the trainable parameters never changed, so the saved weights would equal "
@@ -126,42 +127,46 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     from peftrun.train.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
-    rewards = resolve_rewards(plan.recipe) if plan.trainer_type == "grpo" else None
+    rewards = resolve_rewards(plan.recipe) if plan.trainer_type in REWARD_TRAINERS else None
     if plan.recipe.output.push_to_hub:
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
-    data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
+    data, tokenizer, model, teacher = _load_inputs(plan, model, args.local_process_index)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
-    trainer, result, before = _train(plan, args, model, tokenizer, data, rewards, resume_from)
+    extras = {"reward_funcs": rewards, "teacher_model": teacher}
+    trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
     return run_dir
 
 
-def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
-    """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the tokenizer, the distillation teacher (its
+    tokenizer checked first) and the model (unless given)."""
     from peftrun.data import load_training_data
     from peftrun.train.modeling import load_model, load_tokenizer
+    from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
-    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank)
+    teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
+    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank), teacher
 
 
-def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
+def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras: Mapping[str, Any],
            resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
     from peftrun.train.modeling import keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
-    trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    trainer = build_trainer(plan, args, model, tokenizer, data, extras, callbacks=[stopper.callback()])
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
