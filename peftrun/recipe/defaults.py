@@ -78,6 +78,8 @@ PEFT_DEFAULTS: Final[dict[str, dict[str, tuple[object, str]]]] = {
         "bias": (LORA_BIAS, "default: TRL get_peft_config bias='none'"),
     },
     "prompt_tuning": {"prompt_tuning_init": (PROMPT_TUNING_INIT, f"default: {PROMPT_TUNING_INIT} initialization")},
+    "ia3": {"target_modules": ("qv", "default: qv = PEFT's per-architecture IA3 layers (an all-linear IA3 adapter "
+                                     "does not reload in PEFT 0.21.2)")},
 }
 
 
@@ -110,12 +112,12 @@ RULES: Final[dict[str, str]] = {
 def peft_defaults(method: str, linear_targets: bool, prompt_learning: bool) -> dict[str, tuple[object, str]]:
     """peftrun's defaults for a PEFT method: field -> (value, rule). `linear_targets`: the method adapts the
     modules target_modules names (all-linear by default); `prompt_learning`: it trains virtual tokens."""
-    out = dict(PEFT_DEFAULTS.get(method, {}))
+    out: dict[str, tuple[object, str]] = {}
     if linear_targets:
         out["target_modules"] = LINEAR_TARGETS
     if prompt_learning:
         out["num_virtual_tokens"] = VIRTUAL_TOKENS
-    return out
+    return {**out, **PEFT_DEFAULTS.get(method, {})}
 
 
 def method_rate(peft_method: str) -> tuple[str, float, str]:

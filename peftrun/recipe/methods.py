@@ -18,6 +18,8 @@ REFUSED: Final[dict[str, str]] = {
     "multitask_prompt_tuning": "multitask prompt tuning needs a task id per example; TRL's trainers pass no task ids",
     "cpt": "context-aware prompt tuning needs per-example token-type masks built by its own data pipeline; "
            "TRL's collators do not produce them",
+    "adaption_prompt": "TRL 1.16's SFT trainer computes its loss through a fused LM head that PEFT's adaption-prompt "
+                       "wrapper bypasses (the forward returns no log-probabilities)",
     "shadow": "ShadowPEFT fails on a Llama forward pass in peft 0.21.2 with transformers 5 "
               "('ShadowCarrier' object has no attribute 'view')",
 }
@@ -29,13 +31,17 @@ NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
 # Methods whose adapter cannot be merged into the base weights, with the reason.
 PROMPT_LEARNING_NO_MERGE: Final = "its virtual tokens are inputs, not weights"
 NOT_MERGEABLE: Final[dict[str, str]] = {
-    "lily": "PEFT 0.21.2 implements no merge for Lily (its experts are shared across layers)",
+    "lily": "PEFT 0.21.2 implements no merge for Lily",
     "beft": "BEFT merges only into layers that have a bias; the adapted layers of most LLMs have none",
-    "adaption_prompt": "adaption prompts are gated attention inputs, not weight deltas",
 }
 # Methods that take target_modules but do not adapt linear layers: the presets and the all-linear default
 # do not apply (PEFT picks the layers: norms, embeddings, attention blocks).
 NOT_LINEAR: Final = ("ln_tuning", "trainable_tokens", "adaption_prompt")
+# Presets a method cannot use: (method, preset) -> reason.
+BAD_PRESETS: Final[dict[tuple[str, str], str]] = {
+    ("ia3", "all-linear"): "PEFT 0.21.2 saves an all-linear IA3 adapter that it cannot reload (target_modules are "
+                           "expanded, feedforward_modules are not): name the modules, or use the qv or attention preset",
+}
 # Methods that fail under gradient checkpointing (the attention mask and the prefix lengths disagree).
 NO_CHECKPOINTING: Final[dict[str, str]] = {
     "prefix_tuning": "prefix tuning fails under gradient checkpointing (attention mask length mismatch)",

@@ -9,7 +9,7 @@ from typing import Any
 
 from peftrun.recipe import defaults
 from peftrun.recipe.hardware import Hardware
-from peftrun.recipe.methods import NO_CHECKPOINTING, merge_refusal, refusal
+from peftrun.recipe.methods import BAD_PRESETS, NO_CHECKPOINTING, merge_refusal, refusal
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, Recipe, method_info, trl_table
 from peftrun.recipe.schema.peft import method_defaults, takes_presets
@@ -42,6 +42,9 @@ def peft_rules(recipe: Recipe, hw: Hardware, notes: Notes) -> tuple[dict[str, An
                      "use save: adapter")
     if takes_presets(method):
         _layer_selection_checks(peft, notes)
+        bad_preset = BAD_PRESETS.get((method, str(peft.target_modules)))
+        if bad_preset:
+            notes.refuse("peft.target_modules", bad_preset)
     if getattr(peft, "use_dora", False) and recipe.quantization is not None and recipe.quantization.bits == 8 and not hw.cuda:
         notes.refuse("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul "
                      "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA")

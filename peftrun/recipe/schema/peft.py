@@ -64,6 +64,8 @@ def method_defaults(method: str) -> dict[str, tuple[object, str]]:
 def _field(method: str, row: dict[str, Any]) -> tuple[Any, Any]:
     name = row["name"]
     constraints = DROPOUT if name.endswith("dropout") else CONSTRAINTS.get(name, {})
+    if name == "r" and row.get("default") == 0:  # OFT: r 0 means "size the blocks by oft_block_size"
+        constraints = {"ge": 0}
     ours = method_defaults(method)
     if name in ours:
         row = {**row, "default": ours[name][0]}
@@ -74,7 +76,9 @@ def _field(method: str, row: dict[str, Any]) -> tuple[Any, Any]:
     if name == "task_type":
         return TaskType | None, Field(None, description="Inferred: CAUSAL_LM, SEQ_CLS for the reward trainer.")
     annotation, info = field(row, **constraints)
-    return FIELD_TYPES.get(name, annotation), info
+    if name in FIELD_TYPES:  # keep the table's None default valid (the resolved recipe writes it back)
+        annotation = FIELD_TYPES[name] if row.get("default") is not None else Union[FIELD_TYPES[name], None]
+    return annotation, info
 
 
 def _known_init(cls: type, value: bool | str) -> bool | str:
