@@ -45,6 +45,16 @@ def _leaf(tp: object) -> Kinds | None:
     return None
 
 
+def _nested(config_class: type) -> dict[str, type]:
+    """Fields whose value is a nested config dataclass (LoftQConfig, EvaConfig, CordaConfig, ...): name -> class."""
+    out = {}
+    for name, hint in typing.get_type_hints(config_class).items():
+        for arg in (hint, *typing.get_args(hint)):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+                out[name] = arg
+    return out
+
+
 def _required(config_class: type) -> set[str]:
     return {
         f.name for f in dataclasses.fields(config_class)
@@ -56,19 +66,22 @@ def build_table() -> dict:
     import peft
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 
-    methods = {}
+    methods, nested = {}, {}
     for peft_type, config_class in sorted(PEFT_TYPE_TO_CONFIG_MAPPING.items(), key=lambda item: item[0].value):
-        required = _required(config_class)
+        required, inner = _required(config_class), _nested(config_class)
         rows = [row for row in describe(config_class, _leaf) if row["name"] not in PEFT_OWNED]
         for row in rows:
             if row["name"] in required:
                 row["required"] = True
+            if row["name"] in inner:
+                row["config"] = inner[row["name"]].__name__
+                nested[row["config"]] = describe(inner[row["name"]], _leaf)
         methods[peft_type.value.lower()] = {
             "class": config_class.__name__,
             "prompt_learning": issubclass(config_class, peft.PromptLearningConfig),
             "fields": rows,
         }
-    return {"peft_version": peft.__version__, "methods": methods}
+    return {"peft_version": peft.__version__, "methods": methods, "nested": nested}
 
 
 def main() -> int:

@@ -48,14 +48,35 @@ NO_CHECKPOINTING: Final[dict[str, str]] = {
 }
 
 
+# LoRA initializations that cannot run on a quantized base, with the reason.
+INIT_NEEDS_FULL_PRECISION: Final[dict[str, str]] = {
+    "loftq": "LoftQ quantizes the full-precision base itself while it initializes LoRA (the base stays in full "
+             "precision, holding the quantized values): remove the `quantization` section",
+    "corda": "CorDA decomposes the full-precision weights with the data's covariance: remove the `quantization` section",
+}
+# LoRA initializations refused while an optional dependency is missing: init -> (module, reason).
+INIT_NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
+    "loftq": ("scipy", "LoftQ's quantizer needs scipy, which is not installed (pip install scipy)"),
+}
+# LoRA initializations that run a data pass over the recipe's data before training (train/init_data_pass.py).
+DATA_PASS_INITS: Final = ("eva", "corda")
+
+
+def _missing(needs: dict[str, tuple[str, str]], name: str) -> str | None:
+    if name not in needs:
+        return None
+    module, reason = needs[name]
+    return reason if importlib.util.find_spec(module) is None else None
+
+
 def refusal(method: str) -> str | None:
     """Why `method` cannot run here, or None."""
-    if method in REFUSED:
-        return REFUSED[method]
-    if method in NEEDS_MODULE:
-        module, reason = NEEDS_MODULE[method]
-        return reason if importlib.util.find_spec(module) is None else None
-    return None
+    return REFUSED.get(method) or _missing(NEEDS_MODULE, method)
+
+
+def init_refusal(init: str) -> str | None:
+    """Why the LoRA initialization `init` cannot run here (a missing optional dependency), or None."""
+    return _missing(INIT_NEEDS_MODULE, init)
 
 
 def merge_refusal(method: str, prompt_learning: bool) -> str | None:

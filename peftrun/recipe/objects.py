@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import method_info
 from peftrun.recipe.schema.peft import method_defaults, takes_presets
@@ -36,7 +38,8 @@ def peft_kwargs(plan: Plan) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"task_type": plan.task_type}
     for key in type(section).model_fields:
         if key not in ("method", "task_type") and (key in section.model_fields_set or key in ours):
-            kwargs[key] = getattr(section, key)
+            value = getattr(section, key)
+            kwargs[key] = value.model_dump() if isinstance(value, BaseModel) else value  # nested PEFT configs
     if "target_modules" in kwargs and takes_presets(method):
         kwargs["target_modules"] = target_modules(kwargs["target_modules"])
     if getattr(section, "prompt_tuning_init", None) == "TEXT":

@@ -9,7 +9,9 @@ from typing import Any
 
 from peftrun.recipe import defaults
 from peftrun.recipe.hardware import Hardware
-from peftrun.recipe.methods import BAD_PRESETS, NO_CHECKPOINTING, merge_refusal, refusal
+from peftrun.recipe.methods import (
+    BAD_PRESETS, DATA_PASS_INITS, INIT_NEEDS_FULL_PRECISION, NO_CHECKPOINTING, init_refusal, merge_refusal, refusal,
+)
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, Recipe, method_info, trl_table
 from peftrun.recipe.schema.peft import method_defaults, takes_presets
@@ -53,7 +55,22 @@ def peft_rules(recipe: Recipe, hw: Hardware, notes: Notes) -> tuple[dict[str, An
     for key, (_, rule) in method_defaults(method).items():
         if not notes.given(f"peft.{key}"):
             notes.fill(f"peft.{key}", rule)
+    _init_rules(recipe, notes)
     return _adalora_steps(recipe, notes), _checkpointing(recipe, notes)
+
+
+def _init_rules(recipe: Recipe, notes: Notes) -> None:
+    """LoftQ / CorDA need the full-precision base; EVA / CorDA's data pass runs in one process."""
+    init = str(getattr(recipe.peft, "init_lora_weights", ""))
+    missing = init_refusal(init)
+    if missing:
+        notes.refuse("peft.init_lora_weights", missing)
+    if recipe.quantization is not None and init in INIT_NEEDS_FULL_PRECISION:
+        notes.refuse("peft.init_lora_weights", INIT_NEEDS_FULL_PRECISION[init])
+    processes = recipe.launch.num_processes
+    if init in DATA_PASS_INITS and (processes == "auto" or processes * recipe.launch.num_machines > 1):
+        notes.refuse("peft.init_lora_weights", f"the {init} initialization's data pass runs in one process: set "
+                     "launch.num_processes: 1 (the adapter it initializes then trains on one device)")
 
 
 def _layer_selection_checks(peft: Any, notes: Notes) -> None:

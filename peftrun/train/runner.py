@@ -163,10 +163,15 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
            resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
+    from peftrun.train import init_data_pass, weight_conversion
     from peftrun.train.modeling import keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
+    init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
     trainer = build_trainer(plan, args, model, tokenizer, data, extras, callbacks=[stopper.callback()])
+    init_data_pass.after_wrap(plan, trainer, data, tokenizer)
+    if trainer.is_world_process_zero():
+        weight_conversion.save_initial(plan, trainer.model)
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
@@ -185,12 +190,13 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
 
 def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
+    from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
     from peftrun.train.plot import plot_losses
 
     run_dir = Path(plan.output_dir)
     if not sharded.saves_on_every_rank():  # several processes: every rank saved it in train()
-        trainer.save_model(str(run_dir))
+        weight_conversion.save_adapter(plan, trainer, run_dir)
     tokenizer.save_pretrained(str(run_dir))
     history = trainer.state.log_history
     trainable, total = _count_parameters(trainer.model)

@@ -130,7 +130,13 @@ def test_every_problem_is_reported_at_once(write) -> None:
         (
             "peft: {method: lora, init_lora_weights: magic}",
             "r.yaml:4:22: peft.init_lora_weights: must be true, false, or one of gaussian, olora, pissa, "
-            "pissa_niter_N, orthogonal (eva, corda and loftq need configs peftrun does not take)",
+            "pissa_niter_N, orthogonal, loftq, eva, corda",
+        ),
+        ("peft: {method: lora, init_lora_weights: loftq}", "r.yaml:4:1: peft: init_lora_weights: loftq needs loftq_config (loftq_bits, loftq_iter)"),
+        ("peft: {method: lora, eva_config: {rho: 1.0}}", "r.yaml:4:1: peft: eva_config is used only with init_lora_weights: eva"),
+        (
+            "peft: {method: lora, init_lora_weights: eva, eva_config: {rank: 2}}",
+            "r.yaml:4:59: peft.eva_config.rank: unknown key `rank`",
         ),
         ("peft: {method: lora, rank_pattern: {q: x}}", "r.yaml:4:37: peft.rank_pattern.q: Input should be a valid integer, unable to parse string as an integer; got 'x'"),
         ("peft: {method: prompt_tuning, prompt_tuning_init: TEXT}", "r.yaml:4:1: peft: prompt_tuning_init: TEXT needs prompt_tuning_init_text"),

@@ -5,6 +5,7 @@ the method can merge (the merged model gives the adapter's output)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 import peftrun
 from peftrun.errors import RecipeError, RunDirError
-from peftrun.recipe.methods import REFUSED, merge_refusal, refusal
+from peftrun.recipe.methods import REFUSED, init_refusal, merge_refusal, refusal
 from peftrun.recipe.schema import PEFT_METHODS, method_info
 from peftrun.train.merge import merge_run
 from tests.train.test_runner import adapter_logits, recipe
@@ -84,3 +85,33 @@ def test_methods_that_cannot_wrap_a_causal_lm_are_refused(in_tmp: Path, tiny_mod
     assert [p.path for p in error.value.problems] == ["peft.method"]
     assert f"{method} cannot be used: {REFUSED[method]}" in str(error.value)
     assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        pytest.param({"init_lora_weights": "loftq", "loftq_config": {"loftq_bits": 4, "loftq_iter": 1}}, id="loftq"),
+        pytest.param({"init_lora_weights": "eva", "eva_config": {"rho": 1.0}}, id="eva"),
+        pytest.param({"init_lora_weights": "corda"}, id="corda"),
+        pytest.param({"init_lora_weights": "pissa_niter_2"}, id="pissa"),
+        pytest.param({"init_lora_weights": "olora"}, id="olora"),
+    ],
+)
+def test_lora_initializations_train_and_reload(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, init: dict) -> None:
+    """LoftQ needs its sub-config (and scipy); EVA and CorDA run a data pass over the recipe's own data first."""
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", STEPS, {"method": "lora", "r": 4, **init})
+    missing = init_refusal(init["init_lora_weights"])
+    if missing:  # an optional dependency is not installed: refused, with the reason, before anything loads
+        with pytest.raises(RecipeError, match=re.escape(missing)):
+            peftrun.run(data)
+        return
+    run_dir = peftrun.run(data)
+    config = json.loads((run_dir / "adapter_config.json").read_text())
+    converted = init["init_lora_weights"].startswith(("pissa", "olora", "corda"))  # they change the base weights
+    assert (config["init_lora_weights"], config["r"]) == ((True, 8) if converted else (init["init_lora_weights"], 4))
+    assert not (run_dir / "initial-adapter").exists()
+    tokens = _probe(tiny_model_dir)
+    before, after = adapter_logits(run_dir, tiny_model_dir, tokens)
+    assert not before.allclose(after)
+    merged = merge_run(run_dir, in_tmp / "merged")  # the plain-LoRA adapter merges into the original base
+    assert _logits_of(merged, tokens).allclose(after, atol=1e-4)

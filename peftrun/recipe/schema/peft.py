@@ -20,8 +20,10 @@ from peftrun.recipe.schema.fields import field, load_table
 
 TABLE_NAME = "peft_fields.json"
 TARGET_PRESETS = ("all-linear", "attention", "qv")
-# Initializations that need nothing but the model (eva, corda and loftq need extra configs peftrun does not take).
-INIT_LORA_WEIGHTS = re.compile(r"^(gaussian|olora|pissa|pissa_niter_\d+|orthogonal)$")
+# LoRA initializations peftrun runs: from the model alone, or with their sub-config (loftq, eva, corda: the
+# last two with a data pass over the recipe's data, train/init_data_pass.py).
+INIT_LORA_WEIGHTS = re.compile(r"^(gaussian|olora|pissa|pissa_niter_\d+|orthogonal|loftq|eva|corda)$")
+INIT_CONFIGS = {"loftq": "loftq_config", "eva": "eva_config", "corda": "corda_config"}
 TaskType = Literal["CAUSAL_LM", "SEQ_CLS"]
 
 # Field types peftrun states more precisely than PEFT's annotations (by field name, for every method).
@@ -73,6 +75,8 @@ def _field(method: str, row: dict[str, Any]) -> tuple[Any, Any]:
         kind: Any = list[Annotated[str, Field(min_length=1)]] | Literal["all-linear", "attention", "qv"]
         help_text = "Module names (or regex suffixes) to adapt, or a preset: all-linear | attention | qv. " + row["help"]
         return kind, Field(row["default"], description=help_text)
+    if "config" in row:  # a nested PEFT config (LoftQConfig, EvaConfig, ...): its own fields, checked alike
+        return NESTED[row["config"]] | None, Field(None, description=row["help"] or None)
     if name == "task_type":
         return TaskType | None, Field(None, description="Inferred: CAUSAL_LM, SEQ_CLS for the reward trainer.")
     annotation, info = field(row, **constraints)
@@ -84,10 +88,19 @@ def _field(method: str, row: dict[str, Any]) -> tuple[Any, Any]:
 def _known_init(cls: type, value: bool | str) -> bool | str:
     if isinstance(value, str) and not INIT_LORA_WEIGHTS.match(value):
         raise ValueError(
-            "must be true, false, or one of gaussian, olora, pissa, pissa_niter_N, orthogonal "
-            "(eva, corda and loftq need configs peftrun does not take)"
+            "must be true, false, or one of gaussian, olora, pissa, pissa_niter_N, orthogonal, loftq, eva, corda"
         )
     return value
+
+
+def _init_configs(self: Any) -> Any:
+    """A LoRA init sub-config goes with its init (PEFT would ignore it with a warning); LoftQ needs its own."""
+    for init, key in INIT_CONFIGS.items():
+        if getattr(self, key) is not None and self.init_lora_weights != init:
+            raise ValueError(f"{key} is used only with init_lora_weights: {init}")
+    if self.init_lora_weights == "loftq" and self.loftq_config is None:
+        raise ValueError("init_lora_weights: loftq needs loftq_config (loftq_bits, loftq_iter)")
+    return self
 
 
 def _text_init(self: Any) -> Any:
@@ -101,7 +114,10 @@ def _text_init(self: Any) -> Any:
 
 # peftrun's checks on some methods' fields, run by pydantic with the field checks.
 VALIDATORS: dict[str, dict[str, Any]] = {
-    "lora": {"_known_init": field_validator("init_lora_weights")(classmethod(_known_init))},
+    "lora": {
+        "_known_init": field_validator("init_lora_weights")(classmethod(_known_init)),
+        "_init_configs": model_validator(mode="after")(_init_configs),
+    },
     "prompt_tuning": {"_text_init": model_validator(mode="after")(_text_init)},
 }
 SECTION_NAMES = {"lora": "LoraSection", "prompt_tuning": "PromptTuningSection"}
@@ -122,6 +138,13 @@ def _method_model(method: str) -> type[Section]:
     )
 
 
+def _nested_model(name: str) -> type[Section]:
+    fields = {row["name"]: field(row) for row in peft_table()["nested"][name]}
+    doc = f"Fields of PEFT's {name}."
+    return create_model(f"{name.removesuffix('Config')}Settings", __base__=Section, __doc__=doc, **fields)  # type: ignore[call-overload]
+
+
+NESTED: dict[str, type[Section]] = {name: _nested_model(name) for name in peft_table()["nested"]}
 PEFT_METHODS: tuple[str, ...] = tuple(peft_table()["methods"])
 SECTIONS: dict[str, type[Section]] = {method: _method_model(method) for method in PEFT_METHODS}
 LoraSection = SECTIONS["lora"]
