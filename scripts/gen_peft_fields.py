@@ -7,7 +7,7 @@ upgrading PEFT:
     python scripts/gen_peft_fields.py            # rewrite the table
     python scripts/gen_peft_fields.py --check    # exit 1 if it drifted
 
-tests/recipe/schema/test_peft_fields.py runs the check.
+tests/recipe/schema/test_generated_tables.py runs the check.
 """
 
 from __future__ import annotations

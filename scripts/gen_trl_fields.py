@@ -6,7 +6,7 @@ types without importing trl (5-6 s). Run it after upgrading TRL:
     python scripts/gen_trl_fields.py            # rewrite the table
     python scripts/gen_trl_fields.py --check    # exit 1 if it drifted
 
-tests/schema/test_trl_fields.py runs the check.
+tests/recipe/schema/test_generated_tables.py runs the check.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _kinds(tp: object, leaf: typing.Callable[[object], Kinds | None] | None = No
             choices = sub_choices or choices
         if choices and "str" in kinds and set(kinds) <= {"str", "list[str]"}:
             kinds = ["str"]
-        return kinds, nullable, choices
+        return sorted(kinds), nullable, choices  # sorted: typing caches equal unions in first-seen order
     if tp is type(None):
         return [], True, None
     mapped = leaf(tp) if leaf else None

@@ -164,3 +164,13 @@ def test_experimental_trainers_are_marked(plan_of) -> None:
     assert "trl.experimental.orpo.ORPOConfig" in built_objects(plan)
     assert plan.warnings == ("r.yaml:3:11: trainer.type orpo is experimental: TRL ships it in trl.experimental.orpo, "
                              "whose API may change in any TRL release",)
+
+
+def test_docs_list_every_method_and_trainer() -> None:
+    from pathlib import Path
+
+    from peftrun.recipe.schema import TRAINER_TYPES
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "methods.md").read_text()
+    assert all(f"| `{method}`" in text for method in PEFT_METHODS)
+    assert all(f"| `{kind}`" in text for kind in TRAINER_TYPES)
