@@ -56,8 +56,10 @@ def rows(plan: Plan) -> list[Row]:
         ("name", recipe.name, plan.source("name")),
         ("seed", recipe.seed, plan.source("seed")),
     ]
-    for section in ("model", "quantization", "peft"):
+    for section in ("model", "quantization"):
         out += _section_rows(section, getattr(recipe, section), plan)
+    peft_default = f"default: PEFT's {peft_class(plan)}" if recipe.peft else "default"
+    out += [(k, v, peft_default if s == "default" else s) for k, v, s in _section_rows("peft", recipe.peft, plan)]
     out += _trainer_rows(plan)
     for section in ("dataset", "output", "launch"):
         out += _section_rows(section, getattr(recipe, section), plan)
