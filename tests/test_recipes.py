@@ -59,7 +59,7 @@ def test_shipped_recipe_header(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(RECIPES).as_posix())
 def test_shipped_recipes_share_a_base(path: Path) -> None:
     sources = load_recipe(path).sources
-    assert sources["seed"] == "peftrun:defaults:2:1"
+    assert sources["seed"] == "peftrun:defaults:3:1"
     assert any(source.startswith("peftrun:") for key, source in sources.items() if key.startswith("trainer."))
     assert [b["base"] for b in load_recipe(path).bases][0] == "peftrun:defaults"
 
