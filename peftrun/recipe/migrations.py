@@ -132,4 +132,4 @@ def migrate_text(text: str, file: str) -> tuple[str, list[Finding]]:
     lines = text.splitlines(keepends=True)
     for line, col, old, new in sorted(edits, reverse=True):  # right to left: earlier columns stay valid
         _rename(lines, line, col, old, new)
-    return "".join(lines), findings
+    return "".join(lines), sorted(findings, key=lambda f: [int(n) for n in f.where.rsplit(":", 2)[1:]])
