@@ -49,12 +49,19 @@ class Context:
     allow_moving: bool = False
     roots: list[Root] = field(default_factory=list)
     records: list[dict[str, str]] = field(default_factory=list)
+    stand_ins: dict[Path, tuple[Path, str]] = field(default_factory=dict)  # path -> (file read instead, label)
+
+    def file_to_read(self, path: Path) -> Path:
+        """The file holding `path`'s text (another file when it stands in, e.g. an old version from git)."""
+        return self.stand_ins[path][0] if path in self.stand_ins else path
 
     def root_of(self, path: Path) -> Root | None:
         return next((r for r in self.roots if path.is_relative_to(r.path)), None)
 
     def label(self, path: Path) -> str | None:
         """How sources name `path`: peftrun:NAME, git+URL@REV#file, REV:file; None for a plain file."""
+        if path in self.stand_ins:
+            return self.stand_ins[path][1]
         root = self.root_of(path)
         if root is None:
             return None
@@ -77,7 +84,8 @@ class Context:
     def record(self, path: Path, display: str) -> None:
         """Remember a base file read: its name and commit (git) or content hash."""
         root = self.root_of(path)
-        entry = {"base": self.label(path) or display, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        digest = hashlib.sha256(self.file_to_read(path).read_bytes()).hexdigest()
+        entry = {"base": self.label(path) or display, "sha256": digest}
         entry.update(root.record if root else {})
         if entry not in self.records:
             self.records.append(entry)

@@ -173,7 +173,7 @@ def _merge_bases(
         if base_path in chain:
             cycle = " -> ".join(ctx.label(p) or _display(p) for p in (*chain, base_path))
             raise RecipeError(Problem(where, "extends", f"extends cycle: {cycle}"))
-        if not base_path.is_file():
+        if not ctx.file_to_read(base_path).is_file():
             raise RecipeError(Problem(where, "extends", f"base recipe not found: {base} (looked for {base_path})"))
         base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
         ctx.record(base_path, _display(base_path))
@@ -182,7 +182,7 @@ def _merge_bases(
 
 
 def _load_file(path: Path, chain: tuple[Path, ...], ctx: shared.Context) -> tuple[dict[str, Any], Sources]:
-    data, sources = read_yaml(path, ctx.label(path))
+    data, sources = read_yaml(ctx.file_to_read(path), ctx.label(path))
     if ctx.suffix(path):
         sources = {p: f"{s} ({ctx.suffix(path)})" for p, s in sources.items()}
     if len(chain) == 1:  # the user's own file: it may accept bases that move
