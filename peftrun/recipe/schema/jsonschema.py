@@ -74,6 +74,9 @@ class _Shaper:
             return [self.node(item) for item in node]
         if not isinstance(node, dict):
             return node
+        for arm in node.get("anyOf", []):  # an optional union (`peft: ... | None`) is named by its field
+            if isinstance(arm, dict) and "oneOf" in arm and "title" in node:
+                arm.setdefault("title", node["title"])
         node = {key: value if key in ("const", "default", "enum") else self.node(value) for key, value in node.items()}
         node.pop("required", None)
         tag = self.tag_property(node["oneOf"]) if "oneOf" in node else None
