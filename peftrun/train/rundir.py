@@ -16,6 +16,7 @@ import yaml
 
 from peftrun import __version__
 from peftrun.errors import RunDirError
+from peftrun.recipe.explain import base_line
 from peftrun.recipe.plan import Plan
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
@@ -119,13 +120,8 @@ def resolved_recipe_text(plan: Plan) -> str:
     for path, expression in plan.recipe.env_expressions.items():
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
-    header += "".join(f"# base: {_base_line(base)}\n" for base in plan.recipe.bases)
+    header += "".join(f"# base: {base_line(base)}\n" for base in plan.recipe.bases)
     return header + yaml.safe_dump(data, sort_keys=False)
-
-
-def _base_line(base: dict[str, str]) -> str:
-    """One base the recipe extended: its name and commit (git) or content hash."""
-    return f"{base['base']} commit {base['commit']}" if "commit" in base else f"{base['base']} sha256 {base['sha256']}"
 
 
 def _set(data: Any, keys: list[str], value: Any) -> None:

@@ -69,6 +69,9 @@ def test_git_base_at_a_tag_with_its_own_relative_base(shared: Repo, write) -> No
                                 "commit": commit, "sha256": recipe.bases[-1]["sha256"]}
     rows = {key: source for key, _, source in explain.rows(resolve(recipe))}
     assert rows["peft.r"].endswith(f"@v1#bases/lora.yaml:6:3 (commit {commit[:12]})")
+    table = explain.as_table(resolve(recipe)).splitlines()
+    assert table[2:4] == [f"base:     git+{shared.url}@v1#bases/common.yaml commit {commit}",
+                          f"base:     git+{shared.url}@v1#bases/lora.yaml commit {commit}"]
     write("r2.yaml", f"extends: git+{shared.url}@v2#bases/lora.yaml\n")
     assert load_recipe("r2.yaml").peft.r == 32
 

@@ -14,7 +14,7 @@ from peftrun.errors import DataError, ModelLoadError, RecipeError, RunDirError, 
 from peftrun.recipe.loader import load_recipe
 
 STEPS = {"max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1, "save_steps": 3,
-         "report_to": "none", "gradient_checkpointing": False}
+         "report_to": "none", "activation_checkpointing": False}
 
 
 def recipe(model_dir: Path, data: Path, trainer: dict[str, Any], peft: dict[str, Any] | None = None,
