@@ -117,3 +117,9 @@ def test_check_in_ci(tmp_path: Path) -> None:
     subprocess.run(command[:-2] + ["recipes"], cwd=tmp_path, env=env, check=True, capture_output=True)
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert (done.returncode, done.stdout) == (0, "every recipe is current\n")
+
+
+def test_the_docs_list_every_registered_change() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "recipes-in-git.md").read_text()
+    for change in CHANGES:
+        assert f"| `{change.old}` |" in doc and f"| {change.by} |" in doc

@@ -94,6 +94,8 @@ def test_a_branch_is_refused_unless_the_recipe_accepts_a_moving_base(shared: Rep
     assert load_recipe("r.yaml", ["allow_moving_bases=true"]).peft.r == 32
     write("r.yaml", f"extends: git+{shared.url}@main#bases/lora.yaml\nallow_moving_bases: true\n")
     assert load_recipe("r.yaml").peft.r == 32
+    shutil.rmtree(shared.path)
+    assert load_recipe("r.yaml").peft.r == 32  # offline: the branch's last commit seen
 
 
 def test_the_cache_serves_a_pinned_base_when_the_origin_is_gone(shared: Repo, write, git_cache: Path) -> None:  # noqa: F811
