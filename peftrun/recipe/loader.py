@@ -159,22 +159,24 @@ def _display(path: Path) -> str:
 
 
 def _merge_bases(
-    bases: Any, parent: Path, chain: tuple[Path, ...], where: str, ctx: shared.Context
+    bases: Any, parent: Path, chain: tuple[Path, ...], where: str, ctx: shared.Context, sources: Sources | None = None
 ) -> tuple[dict[str, Any], Sources]:
-    """Load and deep-merge the recipes named by `extends` (recipe/bases.py), in order."""
+    """Load and deep-merge the recipes named by `extends` (recipe/bases.py), in order; a problem with
+    one entry of a list is located at that entry (`sources`)."""
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
         raise RecipeError(Problem(where, "extends", "must be a path or a list of paths"))
     merged: dict[str, Any] = {}
     merged_src: Sources = {}
-    for base in bases:
-        base_path = shared.locate(base, parent, where, ctx)
+    for i, base in enumerate(bases):
+        at = (sources or {}).get(("extends", str(i)), where)
+        base_path = shared.locate(base, parent, at, ctx)
         if base_path in chain:
             cycle = " -> ".join(ctx.label(p) or _display(p) for p in (*chain, base_path))
-            raise RecipeError(Problem(where, "extends", f"extends cycle: {cycle}"))
+            raise RecipeError(Problem(at, "extends", f"extends cycle: {cycle}"))
         if not ctx.file_to_read(base_path).is_file():
-            raise RecipeError(Problem(where, "extends", f"base recipe not found: {base} (looked for {base_path})"))
+            raise RecipeError(Problem(at, "extends", f"base recipe not found: {base} (looked for {base_path})"))
         base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
         ctx.record(base_path, _display(base_path))
         merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)
@@ -191,7 +193,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], ctx: shared.Context) -> tupl
     if bases is None:
         return data, sources
     where = sources.get(("extends",), _display(path))
-    merged, merged_src = _merge_bases(bases, path.parent, chain, where, ctx)
+    merged, merged_src = _merge_bases(bases, path.parent, chain, where, ctx, sources)
     return deep_merge(merged, merged_src, data, {p: s for p, s in sources.items() if p[0] != "extends"})
 
 

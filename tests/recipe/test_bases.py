@@ -165,3 +165,8 @@ def test_local_and_package_bases_need_no_git(write, monkeypatch: pytest.MonkeyPa
     write("r.yaml", "extends: [peftrun:sft-lora, base.yaml]\n")
     monkeypatch.setenv("PATH", "")  # no git to run: a local recipe must not need it
     assert load_recipe("r.yaml").trainer.logging_steps == 3
+
+
+def test_an_entry_of_a_list_is_located_at_the_entry(write) -> None:  # noqa: F811
+    write("r.yaml", "extends:\n  - peftrun:sft-lora\n  - peftrun:nothing\n")
+    assert problem("r.yaml").startswith("r.yaml:3:5: extends: no shipped base named 'nothing'")
