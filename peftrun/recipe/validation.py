@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.hardware import Hardware
-from peftrun.recipe.migrations import key_hints
+from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION, key_hints
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
@@ -119,6 +119,10 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         return f"missing `{field}`, which selects the kind of section"
     if kind == "missing":
         return "required key is missing"
+    if kind == "literal_error" and key == "schema_version":
+        newer = isinstance(error["input"], int) and error["input"] > CURRENT_SCHEMA_VERSION
+        fix = "upgrade peftrun" if newer else "fix the number"
+        return f"this peftrun reads recipe format {CURRENT_SCHEMA_VERSION}, not {error['input']!r}: {fix}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
         return f"must be a mapping of keys, got {error['input']!r}"

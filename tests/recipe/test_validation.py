@@ -375,3 +375,9 @@ def test_error_report_is_the_cli_text(write) -> None:
         "  r.yaml:4:1: sed: unknown key `sed`; did you mean `seed`?\n"
         "  r.yaml:5:1: zzz: unknown key `zzz`"
     )
+
+
+@pytest.mark.parametrize(("version", "fix"), [("2", "upgrade peftrun"), ("0", "fix the number")])
+def test_a_schema_version_this_peftrun_does_not_read(write, version: str, fix: str) -> None:
+    path = write("r.yaml", f"schema_version: {version}\n" + MINIMAL)
+    assert report(path) == [f"r.yaml:1:1: schema_version: this peftrun reads recipe format 1, not {version}: {fix}"]
