@@ -105,6 +105,8 @@ def parse_git(entry: str, where: str) -> tuple[str, str, str]:
     """`git+URL@REV#path` -> (URL, REV, path), or a located error saying which part is missing."""
     spec, _, file = entry.removeprefix(GIT_PREFIX).partition("#")
     url, _, rev = spec.rpartition("@")
+    if url.startswith("-"):  # git would read it as an option
+        raise RecipeError(Problem(where, "extends", f"{entry!r}: a repository URL cannot start with '-'"))
     if not url or not rev or ":" in rev:
         raise RecipeError(Problem(where, "extends", f"{entry!r}: name a tag or commit: git+URL@REV#path/to/base.yaml"))
     if not file:

@@ -117,6 +117,8 @@ def test_git_base_errors_are_located(shared: Repo, write) -> None:  # noqa: F811
     assert problem("c.yaml") == (
         f"c.yaml:1:1: extends: 'git+{shared.url}#bases/lora.yaml': name a tag or commit: git+URL@REV#path/to/base.yaml"
     )
+    write("e.yaml", "extends: git+--upload-pack=touch@v1#x.yaml\n")
+    assert problem("e.yaml") == "e.yaml:1:1: extends: 'git+--upload-pack=touch@v1#x.yaml': a repository URL cannot start with '-'"
     missing = shared.path.with_name("nowhere").as_uri()
     write("d.yaml", f"extends: git+{missing}@v1#x.yaml\n")
     assert problem("d.yaml").startswith(f"d.yaml:1:1: extends: cannot reach git repository {missing}: ")
