@@ -75,8 +75,7 @@ class Context:
     def shared_base(self, source: str) -> str | None:
         """The shared base file a source ("label:line:col (commit ...)") points into, if any."""
         for root in self.roots:
-            name = PACKAGE_PREFIX if root.path == PACKAGE_DIR else root.prefix
-            if root.shared and source.startswith(name):
+            if root.shared and source.startswith(root.prefix):
                 file = source.removesuffix(f" ({root.suffix})").rsplit(":", 2)[0]
                 return f"{file} ({root.suffix})" if root.suffix else file
         return None
