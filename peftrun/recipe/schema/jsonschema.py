@@ -21,7 +21,7 @@ from typing import Any
 from peftrun.recipe.schema.recipe import Recipe
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
-INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation, e.g. ${oc.env:VAR,default}."}
+INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$"}  # e.g. ${oc.env:VAR,default}
 
 
 class _Shaper:
@@ -99,9 +99,10 @@ def _nullable(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _interpolable(node: dict[str, Any]) -> dict[str, Any]:
-    """A number or boolean that may also be written as `${...}`."""
+    """A number or boolean that may also be written as `${...}`: an interpolation passes, anything else
+    is checked as before (so a wrong value reads "'long' is not of type 'integer'")."""
     kept = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
-    return {**kept, "anyOf": [node, INTERPOLATION]}
+    return {**kept, "if": INTERPOLATION, "then": True, "else": node}
 
 
 def recipe_json_schema() -> dict[str, Any]:

@@ -27,16 +27,18 @@ BAD = [
     ("trainer: {type: sft, beta: 0.1}", "'beta' was unexpected", "$.trainer"),
     ("trainer: {type: dpo, max_seq_length: 512}", "'max_seq_length' was unexpected", "$.trainer"),
     ("trainer: {num_train_epoch: 1}", "'num_train_epoch' was unexpected", "$.trainer"),
-    ("trainer: {type: sft, max_length: long}", "'long'", "$.trainer.max_length"),
+    ("trainer: {type: sft, max_length: long}", "'long' is not of type 'integer'", "$.trainer.max_length"),
+    ("trainer: {type: sft, learning_rate: fast}", "'auto' was expected", "$.trainer.learning_rate"),  # a number, or auto
     ("trainer: {type: ppo}", "'ppo' is not one of", "$.trainer.type"),
     ("launch: {strategy: fsdp, zero_stage: 3}", "'zero_stage' was unexpected", "$.launch"),
     ("launch: {strategy: deepspeed, zero_stage: 4}", "4 is not one of [1, 2, 3]", "$.launch.zero_stage"),
-    ("model: {name_or_path: m, trust_remote_code: yes please}", "'yes please'", "$.model.trust_remote_code"),
+    ("model: {name_or_path: m, trust_remote_code: yes please}", "'yes please' is not of type 'boolean'",
+     "$.model.trust_remote_code"),
     ("model: {name_or_path: m, torch_dtype: bfloat16}", "'torch_dtype' was unexpected", "$.model"),
     ("quantization: {bits: 3}", "3 is not one of [4, 8]", "$.quantization.bits"),
     ("dataset: {path: x, eval: {fractoin: 0.1}}", "'fractoin' was unexpected", "$.dataset.eval"),
     ("traner: {type: sft}", "'traner' was unexpected", "$"),
-    ("seed: forty-two", "'forty-two'", "$.seed"),
+    ("seed: forty-two", "'forty-two' is not of type 'integer'", "$.seed"),
     ("extends: {path: base.yaml}", "{'path': 'base.yaml'}", "$.extends"),
 ]
 
