@@ -21,7 +21,7 @@ from typing import Any
 from peftrun.recipe.schema.recipe import Recipe
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
-INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$"}  # e.g. ${oc.env:VAR,default}
+INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation: ${oc.env:VAR,default}, ${name}."}
 
 
 class _Shaper:
@@ -45,13 +45,13 @@ class _Shaper:
 
     def any_arm(self, arms: list[dict[str, Any]]) -> dict[str, Any]:
         """The keys of every arm (a partial section without its tag): unknown keys are still refused."""
-        merged: dict[str, list[Any]] = {}
+        merged: dict[str, dict[str, Any]] = {}  # key -> {shaped schema (as JSON): a $ref to it in its arm}
         for arm in arms:
             for name, prop in self.target(arm).get("properties", {}).items():
-                shaped = self.node(prop)
-                if shaped not in merged.setdefault(name, []):
-                    merged[name].append(shaped)
-        properties = {name: found[0] if len(found) == 1 else {"anyOf": found} for name, found in merged.items()}
+                ref = {"$ref": f"{arm['$ref']}/properties/{name}"}  # JSON pointer: no second copy of the field
+                merged.setdefault(name, {}).setdefault(json.dumps(self.node(prop), sort_keys=True), ref)
+        properties = {name: next(iter(refs.values())) if len(refs) == 1 else {"anyOf": list(refs.values())}
+                      for name, refs in merged.items()}
         return {"type": "object", "additionalProperties": False, "properties": properties}
 
     def discriminated(self, node: dict[str, Any], tag: str) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _interpolable(node: dict[str, Any]) -> dict[str, Any]:
     """A number or boolean that may also be written as `${...}`: an interpolation passes, anything else
     is checked as before (so a wrong value reads "'long' is not of type 'integer'")."""
     kept = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
-    return {**kept, "if": INTERPOLATION, "then": True, "else": node}
+    return {**kept, "if": {"$ref": "#/$defs/Interpolation"}, "then": True, "else": node}
 
 
 def recipe_json_schema() -> dict[str, Any]:
@@ -110,7 +110,7 @@ def recipe_json_schema() -> dict[str, Any]:
     shaper = _Shaper(raw.pop("$defs"))
     defs = {name: shaper.node(node) for name, node in shaper.defs.items()}
     schema = shaper.node(raw)
-    schema["$defs"] = dict(sorted({**defs, **shaper.added}.items()))
+    schema["$defs"] = dict(sorted({**defs, **shaper.added, "Interpolation": INTERPOLATION}.items()))
     schema["$schema"] = SCHEMA_URL
     schema["title"] = "peftrun recipe"
     return schema
