@@ -102,7 +102,7 @@ def _interpolable(node: dict[str, Any]) -> dict[str, Any]:
     """A number or boolean that may also be written as `${...}`: an interpolation passes, anything else
     is checked as before (so a wrong value reads "'long' is not of type 'integer'")."""
     kept = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
-    return {**kept, "if": {"$ref": "#/$defs/Interpolation"}, "then": True, "else": node}
+    return {**kept, "if": {"$ref": "#/$defs/Interpolation"}, "then": {}, "else": node}
 
 
 def recipe_json_schema() -> dict[str, Any]:
