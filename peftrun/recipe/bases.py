@@ -24,6 +24,7 @@ from typing import Any
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.defaults import SHIPPED_REWARDS
 from peftrun.recipe.gitcache import MOVING_KEY, checkout
+from peftrun.recipe.schema import Recipe
 
 PACKAGE_PREFIX = "peftrun:"
 GIT_PREFIX = "git+"
@@ -149,26 +150,25 @@ def _own_reward(name: str) -> bool:
     return name in SHIPPED_REWARDS or name.split(":")[0].split(".")[0] == "peftrun"
 
 
-def trust_problems(data: Mapping[str, Any], sources: Mapping[tuple[str, ...], str], ctx: Context) -> list[Problem]:
-    """Code execution switched on only by a shared base: refused, naming the base."""
+def trust_problems(recipe: Recipe, ctx: Context) -> list[Problem]:
+    """Code execution switched on only by a shared base: refused, naming the base (checked on the
+    validated values, so an interpolation that yields `true` counts too)."""
     problems = []
-    model, trainer = data.get("model"), data.get("trainer")
-    if isinstance(model, Mapping) and model.get("trust_remote_code") is True:
-        source = sources.get(("model", "trust_remote_code"), "")
+    if recipe.model.trust_remote_code:
+        source = recipe.sources.get("model.trust_remote_code", "")
         base = ctx.shared_base(source)
         if base:
             problems.append(Problem(source, "model.trust_remote_code", (
                 f"the shared base {base} turns on trust_remote_code (it runs the model repository's code on "
                 "this machine); a shared base cannot: write `trust_remote_code: true` in your own recipe "
                 "(or pass model.trust_remote_code=true) to accept it")))
-    rewards = trainer.get("reward_funcs") if isinstance(trainer, Mapping) else None
-    if isinstance(rewards, list):
-        source = sources.get(("trainer", "reward_funcs"), "")
-        base = ctx.shared_base(source)
-        foreign = [str(r) for r in rewards if not _own_reward(str(r))]
-        if base and foreign:
-            problems.append(Problem(source, "trainer.reward_funcs", (
-                f"the shared base {base} names reward functions that are not peftrun's own "
-                f"({', '.join(foreign)}): they would run code on this machine; list them in your own "
-                "recipe's trainer.reward_funcs (or pass trainer.reward_funcs=[...]) to accept them")))
+    rewards = getattr(recipe.trainer, "reward_funcs", None) or []
+    source = recipe.sources.get("trainer.reward_funcs", "")
+    base = ctx.shared_base(source)
+    foreign = [str(r) for r in rewards if not _own_reward(str(r))]
+    if base and foreign:
+        problems.append(Problem(source, "trainer.reward_funcs", (
+            f"the shared base {base} names reward functions that are not peftrun's own "
+            f"({', '.join(foreign)}): they would run code on this machine; list them in your own "
+            "recipe's trainer.reward_funcs (or pass trainer.reward_funcs=[...]) to accept them")))
     return problems

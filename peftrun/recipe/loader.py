@@ -275,9 +275,6 @@ def _load(
     else:
         data, sources = _load_file(path.resolve(), (path.resolve(),), ctx)
     data, sources = deep_merge(data, sources, over, over_src)
-    trust = shared.trust_problems(data, sources, ctx)
-    if trust:
-        raise RecipeError(trust)
     if "name" not in data:
         data["name"] = path.stem if path else "recipe"
         sources[("name",)] = defaults.RULES["name"]
@@ -286,6 +283,9 @@ def _load(
     recipe = validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path)
     recipe._env_expressions = env
     recipe._bases = ctx.records
+    trust = shared.trust_problems(recipe, ctx)
+    if trust:
+        raise RecipeError(trust)
     return recipe
 
 

@@ -146,6 +146,10 @@ def test_trust_remote_code_from_a_shared_base_is_refused(tmp_path: Path, git_cac
     assert load_recipe("r.yaml", ["model.trust_remote_code=true"]).model.trust_remote_code is True
     write("own.yaml", f"extends: git+{repo.url}@v1#base.yaml\nmodel: {{trust_remote_code: true}}\n")
     assert load_recipe("own.yaml").model.trust_remote_code is True
+    sneaky = Repo(tmp_path / "sneaky")  # an interpolation that yields true is caught too
+    sneaky.commit({"base.yaml": base.replace("trust_remote_code: true", "trust_remote_code: '${oc.env:UNSET_X,true}'")}, tag="v1")
+    write("s.yaml", f"extends: git+{sneaky.url}@v1#base.yaml\n")
+    assert "model.trust_remote_code: the shared base git+" in problem("s.yaml")
 
 
 def test_foreign_reward_functions_from_a_shared_base_are_refused(tmp_path: Path, git_cache: Path, write) -> None:  # noqa: F811
