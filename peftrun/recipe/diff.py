@@ -14,7 +14,7 @@ import os
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
+from peftrun.recipe.schema import Recipe
 
 ABSENT = object()  # a key one side does not have
 
@@ -101,12 +102,17 @@ def is_revision(spec: str) -> bool:
     return ":" in spec and not Path(spec).exists()
 
 
-def load_plan(spec: str, overrides: Iterable[str], hardware: Hardware, stack: Any) -> Plan:
-    """The resolved plan of a side: a file, or `REV:path` (its temporary tree lives as long as `stack`)."""
+def load_side(spec: str, overrides: Iterable[str], stack: ExitStack) -> Recipe:
+    """The recipe of a file, or of `REV:path` (its temporary tree lives as long as `stack`)."""
     if is_revision(spec):
         path, ctx = stack.enter_context(revision(spec))
-        return resolve(load_recipe(path, overrides, bases=ctx), hardware)
-    return resolve(load_recipe(spec, overrides), hardware)
+        return load_recipe(path, overrides, bases=ctx)
+    return load_recipe(spec, overrides)
+
+
+def load_plan(spec: str, overrides: Iterable[str], hardware: Hardware, stack: ExitStack) -> Plan:
+    """The resolved plan of a side (see load_side)."""
+    return resolve(load_side(spec, overrides, stack), hardware)
 
 
 def load_stand_in(path: str, text_file: str, label: str, hardware: Hardware) -> Plan:

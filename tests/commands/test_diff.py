@@ -101,3 +101,27 @@ def test_git_diff_through_the_diff_driver(team: Repo) -> None:
     # a partial base does not resolve alone: its lines are shown
     assert "-trainer: {logging_steps: 5}\n+trainer: {logging_steps: 1}\n" in out
     assert "(peftrun diff: recipes/base/common.yaml does not resolve alone, lines shown: " in out
+
+
+def test_a_change_through_a_rule_names_the_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, trainer in (("a", "sft"), ("b", "dpo")):
+        Path(name).mkdir()
+        Path(name, "r.yaml").write_text(BASE.replace("{type: sft}", f"{{type: {trainer}}}"))
+    code, data = run_json(capsys, "a/r.yaml", "b/r.yaml")
+    values = {v["key"]: (v["a"], v["b"]) for v in data["values"]}
+    assert code == 1
+    assert values["trainer.learning_rate"] == (
+        {"value": 2e-4, "source": "rule learning-rate: LoRA = 10 x the full fine-tuning sft rate 2e-05"},
+        {"value": 5e-6, "source": "rule learning-rate: LoRA = 10 x the full fine-tuning dpo rate 5e-07"},
+    )
+    assert {"object": "trl.SFTConfig", "field": "learning_rate", "a": 2e-4, "b": None} in data["objects"]
+    assert {"object": "trl.DPOConfig", "field": "learning_rate", "a": None, "b": 5e-6} in data["objects"]
+
+
+def test_explain_reads_a_revision_too(team: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "HEAD~1:recipes/r.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "peft.r " in out and "HEAD~1:recipes/base/lora.yaml:4:3" in out
+    assert "base:     HEAD~1:recipes/base/lora.yaml sha256 " in out
