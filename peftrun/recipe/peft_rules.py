@@ -16,7 +16,6 @@ from peftrun.recipe.notes import Notes
 from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, Recipe, method_info, trl_table
 from peftrun.recipe.schema.peft import method_defaults, takes_presets
 
-CHECKPOINTING_KEYS = ("gradient_checkpointing", "activation_checkpointing")
 
 
 def label(method: str) -> str:
@@ -101,13 +100,13 @@ def _checkpointing(recipe: Recipe, notes: Notes) -> dict[str, Any]:
     method = recipe.peft.method if recipe.peft else ""
     if method not in NO_CHECKPOINTING:
         return {}
-    asked = [key for key in CHECKPOINTING_KEYS if notes.given(f"trainer.{key}") and getattr(recipe.trainer, key, None)]
-    for key in asked:
-        notes.refuse(f"trainer.{key}", f"{NO_CHECKPOINTING[method]}: remove trainer.{key}")
-    if asked or notes.given("trainer.gradient_checkpointing"):
+    key = "activation_checkpointing"  # transformers 5's name (gradient_checkpointing is retired)
+    if notes.given(f"trainer.{key}"):
+        if getattr(recipe.trainer, key, None):
+            notes.refuse(f"trainer.{key}", f"{NO_CHECKPOINTING[method]}: remove trainer.{key}")
         return {}
-    notes.fill("trainer.gradient_checkpointing", f"rule no-checkpointing: {NO_CHECKPOINTING[method]}")
-    return {"gradient_checkpointing": False}
+    notes.fill(f"trainer.{key}", f"rule no-checkpointing: {NO_CHECKPOINTING[method]}")
+    return {key: False}
 
 
 def trainer_type_rules(recipe: Recipe, notes: Notes) -> None:

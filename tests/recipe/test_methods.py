@@ -110,11 +110,11 @@ def test_adamss_needs_scikit_learn(plan_of, refusals) -> None:
 
 def test_prefix_tuning_turns_gradient_checkpointing_off(plan_of, refusals) -> None:
     plan = plan_of(peft="{method: prefix_tuning}")
-    assert plan.training_args["gradient_checkpointing"] is False
-    assert plan.source("trainer.gradient_checkpointing").startswith("rule no-checkpointing: prefix tuning fails")
-    assert refusals("{type: sft, gradient_checkpointing: true}", "{method: prefix_tuning}") == [
-        "r.yaml:3:22: trainer.gradient_checkpointing: prefix tuning fails under gradient checkpointing (attention "
-        "mask length mismatch): remove trainer.gradient_checkpointing"
+    assert plan.training_args["activation_checkpointing"] is False
+    assert plan.source("trainer.activation_checkpointing").startswith("rule no-checkpointing: prefix tuning fails")
+    assert refusals("{type: sft, activation_checkpointing: true}", "{method: prefix_tuning}") == [
+        "r.yaml:3:22: trainer.activation_checkpointing: prefix tuning fails under gradient checkpointing (attention "
+        "mask length mismatch): remove trainer.activation_checkpointing"
     ]
 
 

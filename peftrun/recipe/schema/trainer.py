@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, create_model
 
+from peftrun.recipe.migrations import retired
 from peftrun.recipe.schema.base import Section
 from peftrun.recipe.schema.fields import field, load_table
 
@@ -39,6 +40,9 @@ OWNED_ELSEWHERE: dict[str, str] = {
 REWARD_TRAINERS = ("grpo", "rloo")
 MODEL_NAMES = {"reward": "RewardTrainer", "distillation": "DistillationTrainer"}
 
+# TRL fields whose names the migration registry retires (deprecated aliases such as gradient_checkpointing).
+RETIRED = retired("trainer")
+
 
 def trl_table() -> dict[str, Any]:
     """The generated field table of the installed TRL's config classes."""
@@ -46,7 +50,7 @@ def trl_table() -> dict[str, Any]:
 
 
 def _trainer_model(kind: str) -> type[Section]:
-    rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE]
+    rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE and r["name"] not in RETIRED]
     fields: dict[str, Any] = {r["name"]: field(r) for r in rows}
     fields["type"] = (Literal[kind], Field(description=f"Trainer: TRL {trl_table()['classes'][kind]}."))
     fields["learning_rate"] = (
