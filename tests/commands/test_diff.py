@@ -73,7 +73,7 @@ def test_a_change_made_only_in_a_base_between_two_revisions(team: Repo, capsys: 
         "  - False  default: PEFT's LoraConfig",
         "  + True   recipes/base/lora.yaml:5:3",
     ]
-    assert "peft.LoraConfig:\n  r: 8 -> 16\n  use_dora: False -> True\n" in out
+    assert "peft.LoraConfig:\n  r: 8 -> 16\n  use_dora: (absent) -> True\n" in out
 
 
 def test_recipe_errors_and_unknown_revisions_exit_2(team: Repo, capsys: pytest.CaptureFixture[str]) -> None:
