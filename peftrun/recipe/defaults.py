@@ -59,7 +59,7 @@ METHOD_LEARNING_RATES: Final[dict[str, tuple[str, float, str]]] = {
     **{method: ("x", *_suite(rate)) for method, rate in {
         "adalora": 1e-4, "adamss": 1e-4, "adaption_prompt": 5e-3, "beft": 1e-4, "boft": 1e-4, "c3a": 3e-1,
         "deft": 1e-4, "delora": 1e-3, "fourierft": 1e-4, "frod": 1e-4, "glora": 1e-4, "gralora": 2e-4,
-        "hira": 4.5e-3, "hra": 1e-4, "ia3": 5e-3, "lily": 1e-4, "ln_tuning": 1e-4, "loha": 1e-4, "lokr": 3e-3,
+        "hira": 4.5e-3, "ia3": 5e-3, "lily": 1e-4, "ln_tuning": 1e-4, "loha": 1e-4, "lokr": 3e-3,
         "miss": 1e-4, "oft": 1e-4, "osf": 5e-5, "p_tuning": 1e-4, "peanut": 1e-4, "prefix_tuning": 5e-3,
         "psoft": 1e-4, "pvera": 3e-3, "randlora": 1e-4, "road": 1e-3, "shira": 3e-4, "tinylora": 1e-3,
         "trainable_tokens": 2e-1, "unilora": 1e-4, "vblora": 1e-4, "vera": 1e-3, "waveft": 1e-4,
