@@ -18,8 +18,8 @@ REFUSED: Final[dict[str, str]] = {
     "multitask_prompt_tuning": "multitask prompt tuning needs a task id per example; TRL's trainers pass no task ids",
     "cpt": "context-aware prompt tuning needs per-example token-type masks built by its own data pipeline; "
            "TRL's collators do not produce them",
-    "adaption_prompt": "TRL 1.16's SFT trainer computes its loss through a fused LM head that PEFT's adaption-prompt "
-                       "wrapper bypasses (the forward returns no log-probabilities)",
+    "adaption_prompt": "under TRL 1.16's SFT trainer an adaption-prompt model does not return the log-probabilities "
+                       "of TRL's fused LM head ('CausalLMOutputWithPast' object has no attribute 'log_probs')",
     "shadow": "ShadowPEFT fails on a Llama forward pass in peft 0.21.2 with transformers 5 "
               "('ShadowCarrier' object has no attribute 'view')",
 }

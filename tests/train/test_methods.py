@@ -115,3 +115,18 @@ def test_lora_initializations_train_and_reload(in_tmp: Path, tiny_model_dir: Pat
     assert not before.allclose(after)
     merged = merge_run(run_dir, in_tmp / "merged")  # the plain-LoRA adapter merges into the original base
     assert _logits_of(merged, tokens).allclose(after, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["ia3", "prefix_tuning"])
+def test_a_crashed_run_of_another_method_resumes_to_the_same_weights(in_tmp: Path, tiny_model_dir: Path,
+                                                                     data_dir: Path, method: str) -> None:
+    from tests.train.test_resume import RESUMABLE, adapter_tensors, assert_same_weights, crash, model_with_hook
+    from tests.train.test_resume import resume_counting_steps
+
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", RESUMABLE, {"method": method, **TINY.get(method, {})})
+    reference = adapter_tensors(peftrun.run({**data, "output": {"dir": "runs/reference"}}))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        peftrun.run(data, model=model_with_hook(tiny_model_dir, [], 5, crash))  # during step 5
+    run_dir, steps = resume_counting_steps(data, tiny_model_dir)
+    assert steps == 2, "the resumed run must continue from checkpoint-4"
+    assert_same_weights(run_dir, reference)
