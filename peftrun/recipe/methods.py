@@ -20,8 +20,6 @@ REFUSED: Final[dict[str, str]] = {
            "TRL's collators do not produce them",
     "adaption_prompt": "under TRL 1.16's SFT trainer an adaption-prompt model does not return the log-probabilities "
                        "of TRL's fused LM head ('CausalLMOutputWithPast' object has no attribute 'log_probs')",
-    "shadow": "ShadowPEFT fails on a Llama forward pass in peft 0.21.2 with transformers 5 "
-              "('ShadowCarrier' object has no attribute 'view')",
 }
 # Refused only while an optional dependency is missing: method -> (module, reason).
 NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
@@ -32,11 +30,12 @@ NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
 PROMPT_LEARNING_NO_MERGE: Final = "its virtual tokens are inputs, not weights"
 NOT_MERGEABLE: Final[dict[str, str]] = {
     "lily": "PEFT 0.21.2 implements no merge for Lily",
+    "shadow": "ShadowPEFT adapts through a parallel network whose effect depends on the input, not a weight delta",
     "beft": "BEFT merges only into layers that have a bias; the adapted layers of most LLMs have none",
 }
 # Methods that take target_modules but do not adapt linear layers: the presets and the all-linear default
-# do not apply (PEFT picks the layers: norms, embeddings, attention blocks).
-NOT_LINEAR: Final = ("ln_tuning", "trainable_tokens", "adaption_prompt")
+# do not apply (PEFT picks the layers: norms, embeddings, attention blocks, decoder layers).
+NOT_LINEAR: Final = ("ln_tuning", "trainable_tokens", "adaption_prompt", "shadow")
 # Presets a method cannot use: (method, preset) -> reason.
 BAD_PRESETS: Final[dict[tuple[str, str], str]] = {
     ("ia3", "all-linear"): "PEFT 0.21.2 saves an all-linear IA3 adapter that it cannot reload (target_modules are "
