@@ -63,15 +63,15 @@ def method_defaults(method: str) -> dict[str, tuple[object, str]]:
     return defaults.peft_defaults(method, takes_presets(method), method_info(method)["prompt_learning"])
 
 
-def _field(method: str, row: dict[str, Any]) -> tuple[Any, Any]:
+def _field(row: dict[str, Any], ours: dict[str, tuple[object, str]], presets: bool) -> tuple[Any, Any]:
+    """(annotation, Field) of a method's field: PEFT's, with peftrun's default (`ours`) and checks."""
     name = row["name"]
     constraints = DROPOUT if name.endswith("dropout") else CONSTRAINTS.get(name, {})
     if name == "r" and row.get("default") == 0:  # OFT: r 0 means "size the blocks by oft_block_size"
         constraints = {"ge": 0}
-    ours = method_defaults(method)
     if name in ours:
         row = {**row, "default": ours[name][0]}
-    if name == "target_modules" and takes_presets(method):
+    if name == "target_modules" and presets:
         kind: Any = list[Annotated[str, Field(min_length=1)]] | Literal["all-linear", "attention", "qv"]
         help_text = "Module names (or regex suffixes) to adapt, or a preset: all-linear | attention | qv. " + row["help"]
         return kind, Field(row["default"], description=help_text)
@@ -129,7 +129,8 @@ DOCS = {
 
 def _method_model(method: str) -> type[Section]:
     info = method_info(method)
-    fields: dict[str, Any] = {row["name"]: _field(method, row) for row in info["fields"]}
+    ours, presets = method_defaults(method), takes_presets(method)
+    fields: dict[str, Any] = {row["name"]: _field(row, ours, presets) for row in info["fields"]}
     fields = {"method": (Literal[method], Field(description=f"PEFT method: {info['class']}.")), **fields}
     name = SECTION_NAMES.get(method, f"{info['class'].removesuffix('Config')}Section")
     doc = DOCS.get(method, f"Fields of PEFT's {info['class']}") + f" (PEFT {peft_table()['peft_version']})."
