@@ -6,10 +6,12 @@ builders, rundir, card) are small functions of the Plan.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
-from peftrun.train import rundir, sharded
+from peftrun.train import checkpoints, guards, lock, rundir, sharded
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -120,7 +122,17 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Run a resolved plan end to end; returns the run directory."""
+    """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
+    run_dir = Path(plan.output_dir)
+    with lock.holding(run_dir, main=ranks.rank() == 0), guards.write_failures(plan):
+        done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
+        if done is not None:
+            print(done)
+            return run_dir
+        return _train_locked(plan, model, overwrite=overwrite, resume=resume)
+
+
+def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
     from peftrun.builders import build_training_args
     from peftrun.train.publish import check_can_push
     from peftrun.train.rewards import resolve_rewards
@@ -161,7 +173,11 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
     from peftrun.train.modeling import keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
-    trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    trainer = build_trainer(plan, args, model, tokenizer, data, rewards,
+                            callbacks=[stopper.callback(), checkpoints.completion_callback()])
+    guards.watch_non_finite(plan, trainer)
+    if trainer.is_world_process_zero():
+        guards.check_free_space(plan, trainer)
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
@@ -288,10 +304,18 @@ class _LaunchRunDir:
     def manifest(self) -> Path:
         return Path(self.plan.output_dir) / rundir.MANIFEST
 
-    def check_before_launch(self) -> None:
-        plan = self.plan
-        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
+    @contextmanager
+    def hold(self) -> Iterator[launch.HeldLock]:
+        with lock.holding(Path(self.plan.output_dir)) as held:
+            yield launch.HeldLock({lock.HOLDER_ENV: str(os.getpid())}, (held.fd,) if held and held.fd else ())
+
+    def check_before_launch(self) -> str | None:
+        plan, text = self.plan, rundir.resolved_recipe_text(self.plan)
+        if self.resume and (done := rundir.finished(Path(plan.output_dir), text)) is not None:
+            return done
+        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
                      overwrite=self.overwrite, resume=self.resume)
+        return None
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
