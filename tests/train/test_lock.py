@@ -1,0 +1,102 @@
+"""One run directory, one writer: of starts racing for it exactly one wins, the others say who holds it;
+a killed holder leaves no stale lock; a launched rank 0 runs under its launching process's lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from peftrun.errors import RunDirError
+from peftrun.train.lock import RunDirLock, holding
+from tests.train.test_runner import LORA, recipe
+
+RACERS, ROUNDS = 4, 40
+HELD_BY = r"is being written by process (\d+) on {host}, started \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d"
+
+
+def race(base: str, barrier: Any, results: Any) -> None:
+    """In each round, try to take the round's lock at the same moment as the others; hold it until all tried."""
+    for round_ in range(ROUNDS):
+        lock = RunDirLock(Path(base) / f"run-{round_}")
+        barrier.wait()
+        try:
+            lock.acquire()
+            results.put((round_, os.getpid(), None))
+        except RunDirError as exc:
+            results.put((round_, os.getpid(), str(exc)))
+        barrier.wait()
+        lock.release()
+
+
+def test_of_starts_racing_for_a_run_directory_exactly_one_wins(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(RACERS), context.Queue()
+    racers = [context.Process(target=race, args=(str(tmp_path), barrier, results)) for _ in range(RACERS)]
+    for racer in racers:
+        racer.start()
+    outcomes = [results.get(timeout=120) for _ in range(RACERS * ROUNDS)]
+    for racer in racers:
+        racer.join(timeout=60)
+    pattern = re.compile(HELD_BY.format(host=re.escape(socket.gethostname())))
+    for round_ in range(ROUNDS):
+        these = [(pid, error) for r, pid, error in outcomes if r == round_]
+        winners = [pid for pid, error in these if error is None]
+        assert len(winners) == 1, f"round {round_}: {these}"
+        for pid, error in these:
+            if error is not None:
+                found = pattern.search(error)
+                assert found and int(found[1]) == winners[0], error
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from peftrun.train.lock import RunDirLock; "
+        f"RunDirLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(RunDirError, match=f"process {holder.pid} on "):
+        RunDirLock(tmp_path).acquire()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    lock = RunDirLock(tmp_path)
+    assert lock.acquire()
+    lock.release()
+
+
+def test_a_launched_rank_0_runs_under_its_launching_process_lock(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with holding(tmp_path):  # the launching process
+        monkeypatch.setenv("PEFTRUN_RUN_DIR_LOCK_HOLDER", str(os.getpid()))
+        with holding(tmp_path) as rank_0:  # accepted: held by its own launcher
+            assert rank_0 is not None and rank_0.fd is None
+        with holding(tmp_path, main=False):  # other ranks never take it
+            pass
+        monkeypatch.setenv("PEFTRUN_RUN_DIR_LOCK_HOLDER", "1")
+        with pytest.raises(RunDirError, match=f"process {os.getpid()} on"), holding(tmp_path):
+            pass
+
+
+def test_two_real_starts_at_once_one_trains_one_is_refused(tmp_path: Path, tiny_model_dir: Path,
+                                                           data_dir: Path) -> None:
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft", "max_steps": 20}, LORA)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    logs = [tmp_path / f"start-{i}.log" for i in range(2)]
+    starts = [subprocess.Popen([sys.executable, "-m", "peftrun", str(path)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=log.open("w")) for log in logs]
+    outcomes = sorted((p.wait(timeout=300), log.read_text(), p.pid) for p, log in zip(starts, logs))
+    (ok, _, winner), (refused, message, _) = outcomes
+    assert (ok, refused) == (0, 5), message[-3000:]
+    assert re.search(HELD_BY.format(host=re.escape(socket.gethostname())), message)
+    assert f"process {winner} on" in message and "Traceback" not in message
+    assert (tmp_path / "runs/t/manifest.json").is_file()
