@@ -134,3 +134,25 @@ def completion_callback() -> Any:
             return control
 
     return CompletionMarker()
+
+
+def train_or_reload(trainer: Any, resume_from: Path | None) -> Any:
+    """trainer.train(), resumed from `resume_from`; a checkpoint that ends the training the recipe asks for
+    (a run killed while writing its outputs) is loaded instead: resumed, the Trainer would take one step more."""
+    if resume_from is None or not _ends_training(trainer, resume_from) or \
+            getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(str(resume_from))  # what Trainer.train does first when it resumes
+    trainer.state = TrainerState.load_from_json(str(resume_from / TRAINER_STATE))
+    return TrainOutput(trainer.state.global_step, 0.0, {"train_runtime": 0.0})
+
+
+def _ends_training(trainer: Any, checkpoint: Path) -> bool:
+    state = json.loads((checkpoint / TRAINER_STATE).read_text())
+    args = trainer.args
+    same_length = state.get("max_steps") == args.max_steps if args.max_steps > 0 else \
+        state.get("num_train_epochs") == args.num_train_epochs
+    return bool(same_length and state.get("global_step", 0) >= state.get("max_steps", 1))

@@ -82,7 +82,9 @@ def _gradient_callback(plan: Plan) -> Any:
 # --- free space --------------------------------------------------------------------------------------------
 
 def _gib(size: float) -> str:
-    return f"{size / GIB:.2f} GiB" if size >= GIB / 10 else f"{size / 1024**2:.1f} MiB"
+    if size >= GIB / 10:
+        return f"{size / GIB:.2f} GiB"
+    return f"{size / 1024**2:.1f} MiB" if size >= 1024**2 else f"{size / 1024:.0f} KiB"
 
 
 def _optimizer_bytes_per_parameter(optim: str) -> int:

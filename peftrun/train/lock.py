@@ -52,7 +52,8 @@ class RunDirLock:
         """Take the lock (True); or, when `accept_holder` holds it, go on without it (False).
         Anyone else holding it: RunDirError naming them."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # read-only: flock needs no write access, and the file system can still be remounted read-only
+        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -66,8 +67,7 @@ class RunDirLock:
             ) from None
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, record.encode(), 0)
+        self.path.write_text(record)
         self.fd = fd
         return True
 

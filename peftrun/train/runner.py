@@ -124,7 +124,7 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
 def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
     run_dir = Path(plan.output_dir)
-    with lock.holding(run_dir, main=ranks.rank() == 0), guards.write_failures(plan):
+    with guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
         done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
         if done is not None:
             print(done)
@@ -182,7 +182,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
     with stopper:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        result = checkpoints.train_or_reload(trainer, resume_from)
     if stopper.requested:
         trainer.save_state()
         raise Interrupted(
