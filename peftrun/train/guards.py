@@ -1,6 +1,7 @@
 """Runs that go wrong stop cleanly: a non-finite loss or gradient, a disk too small, a write that fails.
 
-- Non-finite: the first NaN / infinite loss of a micro-batch, or gradient norm of a step, stops the run
+- Non-finite: the first NaN / infinite loss of a micro-batch, or gradient norm of a step (unless float16
+  loss scaling or sharding own the gradients), stops the run
   before the optimizer applies it (TrainingError, exit 6); the checkpoints saved so far stay; no final
   adapter is written. (transformers' own logging hides such losses: logging_nan_inf_filter.)
 - Free space: before training, what the run will write (checkpoints kept at once, adapter or model,
@@ -58,7 +59,8 @@ def watch_non_finite(plan: Plan, trainer: Any) -> None:
         return loss
 
     trainer.training_step = checked_step
-    if not trainer.args.fp16:
+    sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
+    if not trainer.args.fp16 and not sharded:  # sharded gradients: the loss check alone
         trainer.add_callback(_gradient_callback(plan))
 
 

@@ -2,7 +2,8 @@
 
 The lock lives on `RUN_DIR/.peftrun.lock` and belongs to the process (the kernel drops it when the process
 ends, however it ends), so a killed run never leaves a stale lock. The file records who holds it (process
-id, host, start time) for the message a second start prints.
+id, host, start time) for the message a second start prints. A start that wrote nothing removes it
+again (and the folders it made), so a failed start leaves nothing behind.
 
 Multi-process runs: the launching `peftrun RECIPE` takes the lock before it checks the run directory and
 keeps it while the launcher runs (the launcher process inherits it too); it names itself in HOLDER_ENV
@@ -47,24 +48,33 @@ class RunDirLock:
         self.run_dir = run_dir
         self.path = run_dir / LOCK_FILE
         self.fd: int | None = None
+        self.created: list[Path] = []  # folders this lock made, outermost first
 
     def acquire(self, accept_holder: int | None = None) -> bool:
         """Take the lock (True); or, when `accept_holder` holds it, go on without it (False).
         Anyone else holding it: RunDirError naming them."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        # read-only: flock needs no write access, and the file system can still be remounted read-only
-        fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if accept_holder is not None and holder.pid == accept_holder:
-                return False
-            raise RunDirError(
-                f"{self.run_dir} is being written by {holder.describe()}: one run directory has one writer. "
-                "Wait for that run to end (or stop it), or choose another output.dir"
-            ) from None
+        while True:
+            self.created += [p for p in (*reversed(self.run_dir.parents), self.run_dir) if not p.exists()]
+            try:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                # read-only: flock needs no write access, and the file system can still be remounted read-only
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:  # a holder that wrote nothing removed the folder as it left
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                if accept_holder is not None and holder.pid == accept_holder:
+                    return False
+                raise RunDirError(
+                    f"{self.run_dir} is being written by {holder.describe()}: one run directory has one writer. "
+                    "Wait for that run to end (or stop it), or choose another output.dir"
+                ) from None
+            if _is_the_file(fd, self.path):
+                break
+            os.close(fd)  # a holder that wrote nothing removed the file as it left: lock the new one
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         self.path.write_text(record)
@@ -72,11 +82,29 @@ class RunDirLock:
         return True
 
     def release(self) -> None:
-        """Unlock (the file stays: deleting it would let two processes lock two different files)."""
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        """Unlock. A start that wrote nothing leaves nothing: the lock file (removed while still locked: a
+        process waiting on it sees that and locks a new one) and the folders it made go."""
+        if self.fd is None:
+            return
+        try:
+            if [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
+                self.path.unlink()
+                for folder in reversed(self.created):
+                    folder.rmdir()
+        except OSError:  # a folder someone else wrote to, a read-only file system: leave the rest
+            pass
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+
+def _is_the_file(fd: int, path: Path) -> bool:
+    """The locked file is still the one at `path`."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _read_holder(fd: int, attempts: int = 20) -> Holder:

@@ -307,7 +307,7 @@ class _LaunchRunDir:
     @contextmanager
     def hold(self) -> Iterator[launch.HeldLock]:
         with lock.holding(Path(self.plan.output_dir)) as held:
-            yield launch.HeldLock({lock.HOLDER_ENV: str(os.getpid())}, (held.fd,) if held and held.fd else ())
+            yield launch.HeldLock({lock.HOLDER_ENV: str(os.getpid())}, (held.fd,) if held and held.fd is not None else ())
 
     def check_before_launch(self) -> str | None:
         plan, text = self.plan, rundir.resolved_recipe_text(self.plan)

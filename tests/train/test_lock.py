@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,38 @@ def test_of_starts_racing_for_a_run_directory_exactly_one_wins(tmp_path: Path) -
             if error is not None:
                 found = pattern.search(error)
                 assert found and int(found[1]) == winners[0], error
+
+
+def churn(run_dir: str, holders: Any, most: Any, wins: Any) -> None:
+    """Take and drop the same lock over and over; each drop of an empty run directory deletes it and its lock."""
+    for _ in range(100):
+        lock = RunDirLock(Path(run_dir))
+        try:
+            lock.acquire()
+        except RunDirError:
+            continue
+        with holders.get_lock():
+            holders.value += 1
+            most.value = max(most.value, holders.value)
+            wins.value += 1
+        time.sleep(0.0002)
+        with holders.get_lock():
+            holders.value -= 1
+        lock.release()
+
+
+def test_dropping_a_lock_file_never_lets_two_hold_it(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    holders, most, wins = context.Value("i", 0), context.Value("i", 0), context.Value("i", 0)
+    run_dir = tmp_path / "runs" / "t"
+    churners = [context.Process(target=churn, args=(str(run_dir), holders, most, wins)) for _ in range(RACERS)]
+    for churner in churners:
+        churner.start()
+    for churner in churners:
+        churner.join(timeout=120)
+    assert [c.exitcode for c in churners] == [0] * RACERS
+    assert most.value == 1 and wins.value >= 10  # (most attempts meet a holder: they fail, as they must)
+    assert not (tmp_path / "runs").exists(), "starts that wrote nothing leave nothing"
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
