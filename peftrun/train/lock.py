@@ -59,7 +59,7 @@ class RunDirLock:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 # read-only: flock needs no write access, and the file system can still be remounted read-only
                 fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except FileNotFoundError:  # a holder that wrote nothing removed the folder as it left
+            except (FileNotFoundError, FileExistsError):  # a holder that wrote nothing removed the folder as it left
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
