@@ -133,3 +133,27 @@ def test_two_real_starts_at_once_one_trains_one_is_refused(tmp_path: Path, tiny_
     assert re.search(HELD_BY.format(host=re.escape(socket.gethostname())), message)
     assert f"process {winner} on" in message and "Traceback" not in message
     assert (tmp_path / "runs/t/manifest.json").is_file()
+
+
+def test_the_launching_process_takes_the_lock_before_it_launches(in_tmp: Path, write_recipe, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from peftrun.cli import main
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.train import rundir
+    from peftrun.train.runner import plan_for
+
+    for key in ("WORLD_SIZE", "LOCAL_RANK", "RANK", "PEFTRUN_EXPECTED_WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    path = write_recipe({"name": "t", "model": {"name_or_path": "org/model"}, "peft": {"method": "lora"},
+                         "trainer": {"type": "sft"}, "dataset": {"path": "org/data"}, "output": {"dir": "runs/t"}})
+    two = ["launch.num_processes=2"]
+    with holding(in_tmp / "runs/t"):
+        assert main(["run", str(path), *two]) == 5
+    assert f"runs/t is being written by process {os.getpid()} on" in capsys.readouterr().err
+    run_dir = in_tmp / "runs/t"  # a finished run: --resume says so and launches nothing
+    rundir.claim(run_dir, rundir.resolved_recipe_text(plan_for(load_recipe(path, two))), overwrite=False)
+    (run_dir / "manifest.json").write_text('{"training": {"steps": 3}}')
+    assert main(["run", str(path), *two, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "runs/t holds a finished run (3 steps, manifest.json): nothing to resume" in captured.out
+    assert "launching" not in captured.err
