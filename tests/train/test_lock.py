@@ -121,7 +121,7 @@ def test_a_launched_rank_0_runs_under_its_launching_process_lock(tmp_path: Path,
 
 def test_two_real_starts_at_once_one_trains_one_is_refused(tmp_path: Path, tiny_model_dir: Path,
                                                            data_dir: Path) -> None:
-    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft", "max_steps": 20}, LORA)
+    data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft", "max_steps": 40}, LORA)  # long enough to overlap
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
     logs = [tmp_path / f"start-{i}.log" for i in range(2)]
