@@ -77,12 +77,16 @@ def finished(run_dir: Path, resolved_text: str) -> str | None:
 def claim(run_dir: Path, resolved_text: str, *, overwrite: bool) -> None:
     """Start the run: clear the directory (--overwrite, checked by `check`), create it, write the recipe.
     A resumed run drops incomplete checkpoints, and is unfinished (no manifest) until it ends again."""
+    (run_dir / MANIFEST).unlink(missing_ok=True)  # first: a kill while this clears must not leave it finished
     if overwrite and _occupied(run_dir):
         for path in run_dir.iterdir():
-            if path.name != LOCK_FILE:  # the lock is held on it: keep it
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            if path.name == LOCK_FILE:  # the lock is held on it: keep it
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / MANIFEST).unlink(missing_ok=True)
     remove_incomplete(run_dir)
     write_atomic(run_dir / RESOLVED_RECIPE, resolved_text)
 
