@@ -80,8 +80,8 @@ def claim(run_dir: Path, resolved_text: str, *, overwrite: bool) -> None:
     (run_dir / MANIFEST).unlink(missing_ok=True)  # first: a kill while this clears must not leave it finished
     if overwrite and _occupied(run_dir):
         for path in run_dir.iterdir():
-            if path.name == LOCK_FILE:  # the lock is held on it: keep it
-                continue
+            if path.name in (LOCK_FILE, RESOLVED_RECIPE):  # held / replaced below: a clearing cut short still
+                continue                                 # leaves a run directory that --overwrite may delete
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
