@@ -23,7 +23,8 @@ from tests.train.test_runner import LORA, recipe
 
 # Every step saves a checkpoint and two are kept, so kills land in saves and in rotations.
 CHAOS = {"type": "sft", "max_steps": 8, "save_steps": 1, "save_total_limit": 2}
-KILLS = 8  # a forked start takes about 3.5 s to finish; the whole test about 50-90 s on 2 shared cores
+KILLS, PER_RUN = 8, 4  # 2 runs killed 4 times each; a forked start takes about 3.5 s to finish, the whole test
+#                       about 50-90 s on 2 shared cores
 SEED = 1414
 
 
@@ -80,13 +81,13 @@ def test_sigkill_at_random_moments_always_resumes_to_the_same_weights(tmp_path: 
     reference = adapter_tensors(tmp_path / "reference/runs/t")
     kills, mid_save, chains = 0, 0, 0
     while kills < KILLS:
-        chains += 1
+        chains, limit = chains + 1, min(KILLS, kills + PER_RUN)
         directory = tmp_path / f"chain-{chains}"
         directory.mkdir()
         run_dir = directory / "runs/t"
         while True:  # kill this run, resume it, kill it again..., until one start finishes it
             process = start(context, directory, data)
-            if kills < KILLS and (kill_while_saving(process, run_dir, rng) if rng.random() < 0.6
+            if kills < limit and (kill_while_saving(process, run_dir, rng) if rng.random() < 0.6
                                   else kill_at_random(process, rng)):
                 process.join()
                 kills += 1
