@@ -167,8 +167,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def disk_failure(exc: BaseException, run_dir: Path) -> str | None:
     """What the disk did, when `exc` comes from a write the file system refused (None otherwise).
-    Libraries wrap the OS error in their own (safetensors names it, torch.save says only "file write
-    failed"): then the file system itself is asked."""
+    Libraries wrap the OS error in their own (safetensors names it; torch.save says "unexpected pos 576
+    vs 534" or "file write failed"): then the file system itself is asked whether it is full or read-only."""
     for error in _chain(exc):
         if isinstance(error, OSError) and error.errno in DISK_ERRORS:
             return DISK_ERRORS[error.errno] + (f" (writing {error.filename})" if error.filename else "")
@@ -176,8 +176,6 @@ def disk_failure(exc: BaseException, run_dir: Path) -> str | None:
         for code, why in DISK_ERRORS.items():
             if os.strerror(code) in text or f"os error {code})" in text:
                 return why
-    if "write" not in str(exc).lower():
-        return None
     existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
     stats = os.statvfs(existing)
     if stats.f_flag & os.ST_RDONLY:

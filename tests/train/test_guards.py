@@ -139,3 +139,21 @@ def test_resume_finishes_a_run_killed_while_writing_its_outputs(reference: dict,
     assert steps == 0 and (run_dir / "README.md").is_file()
     assert json.loads((run_dir / "manifest.json").read_text())["training"]["steps"] == 6
     assert_same_weights(run_dir, reference)
+
+
+def test_a_full_disk_is_recognised_behind_the_errors_libraries_wrap_it_in(small_disk) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from peftrun.train.guards import disk_failure
+
+    disk = small_disk("1m")
+    fill(disk)
+    tensors = {"a": torch.zeros(100_000)}
+    for write in (lambda: torch.save(tensors, disk / "x.pt"), lambda: save_file(tensors, str(disk / "x.safetensors")),
+                  lambda: (disk / "x.json").write_text("x" * 100_000)):
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - each library raises its own
+            write()
+        why = disk_failure(raised.value, disk / "t")
+        assert why is not None and why.startswith("no space left on the device"), raised.value
+    assert disk_failure(RuntimeError("a bug"), Path(__file__)) is None  # a disk with room: not the disk's doing
