@@ -17,6 +17,7 @@ A multi-process checkpoint needs MARKER: other ranks' files may still be in flig
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,6 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
 
 def remove_incomplete(run_dir: Path) -> None:
     """Delete incomplete checkpoints (nothing in them can be resumed; the trainer writes them again)."""
-    import shutil
-
     for checkpoint in all_checkpoints(run_dir):
         if problem(checkpoint) is not None:
             shutil.rmtree(checkpoint)
