@@ -6,10 +6,12 @@ builders, rundir, card) are small functions of the Plan.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import REWARD_TRAINERS
-from peftrun.train import rundir, sharded
+from peftrun.train import checkpoints, guards, lock, rundir, sharded
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -121,7 +123,17 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Run a resolved plan end to end; returns the run directory."""
+    """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
+    run_dir = Path(plan.output_dir)
+    with guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
+        done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
+        if done is not None:
+            print(done)
+            return run_dir
+        return _train_locked(plan, model, overwrite=overwrite, resume=resume)
+
+
+def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
     from peftrun.builders import build_training_args
     from peftrun.train.publish import check_can_push
     from peftrun.train.rewards import resolve_rewards
@@ -168,15 +180,18 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
 
     stopper = _StopOnSignal()
     init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
-    trainer = build_trainer(plan, args, model, tokenizer, data, extras, callbacks=[stopper.callback()])
+    trainer = build_trainer(plan, args, model, tokenizer, data, extras,
+                            callbacks=[stopper.callback(), checkpoints.completion_callback()])
     init_data_pass.after_wrap(plan, trainer, data, tokenizer)
+    guards.watch_non_finite(plan, trainer)
     if trainer.is_world_process_zero():
         weight_conversion.save_initial(plan, trainer.model)
+        guards.check_free_space(plan, trainer)
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
     with stopper:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        result = checkpoints.train_or_reload(trainer, resume_from)
     if stopper.requested:
         trainer.save_state()
         raise Interrupted(
@@ -300,10 +315,18 @@ class _LaunchRunDir:
     def manifest(self) -> Path:
         return Path(self.plan.output_dir) / rundir.MANIFEST
 
-    def check_before_launch(self) -> None:
-        plan = self.plan
-        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
+    @contextmanager
+    def hold(self) -> Iterator[launch.HeldLock]:
+        with lock.holding(Path(self.plan.output_dir)) as held:
+            yield launch.HeldLock({lock.HOLDER_ENV: str(os.getpid())}, (held.fd,) if held and held.fd is not None else ())
+
+    def check_before_launch(self) -> str | None:
+        plan, text = self.plan, rundir.resolved_recipe_text(self.plan)
+        if self.resume and (done := rundir.finished(Path(plan.output_dir), text)) is not None:
+            return done
+        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
                      overwrite=self.overwrite, resume=self.resume)
+        return None
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
