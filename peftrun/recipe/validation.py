@@ -15,7 +15,7 @@ from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION, key_hints
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.redact import expression_behind, shown
+from peftrun.recipe import redact
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
 from peftrun.recipe.schema.recipe import nearest_source
@@ -119,8 +119,8 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, 
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = str(ctx.get("tag"))
-        suggestion = "" if expression_behind(path, env) else _suggest(tag, tags)
-        return f"unknown value {shown(tag, path, env)}{suggestion} (one of: {', '.join(tags)})"
+        suggestion = "" if redact.expression_behind(path, env) else _suggest(tag, tags)
+        return f"unknown value {redact.shown(tag, path, env)}{suggestion} (one of: {', '.join(tags)})"
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "")).strip("'")
         return f"missing `{field}`, which selects the kind of section"
@@ -129,11 +129,12 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, 
     if kind == "literal_error" and key == "schema_version":
         newer = isinstance(error["input"], int) and error["input"] > CURRENT_SCHEMA_VERSION
         fix = "upgrade peftrun" if newer else "fix the number"
-        return f"this peftrun reads recipe format {CURRENT_SCHEMA_VERSION}, not {shown(error['input'], path, env)}: {fix}"
+        given = redact.shown(error["input"], path, env)
+        return f"this peftrun reads recipe format {CURRENT_SCHEMA_VERSION}, not {given}: {fix}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
-        return f"must be a mapping of keys, got {shown(error['input'], path, env)}"
-    return f"{message}; got {shown(error['input'], path, env)}" if kind != "value_error" else message
+        return f"must be a mapping of keys, got {redact.shown(error['input'], path, env)}"
+    return f"{message}; got {redact.shown(error['input'], path, env)}" if kind != "value_error" else message
 
 
 def _other_sections_with(key: str, model: type[BaseModel] | None) -> tuple[list[str], str]:
@@ -181,7 +182,8 @@ def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mappin
     for path, found in by_path.items():
         messages = [str(e["msg"]).removeprefix("Value error, ") for e in found]
         text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
-        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {shown(found[0]['input'], path, env)}"))
+        given = redact.shown(found[0]["input"], path, env)
+        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {given}"))
     return problems
 
 

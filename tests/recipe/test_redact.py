@@ -39,7 +39,7 @@ def refused(write, text: str) -> list[str]:  # noqa: ANN001
         (MINIMAL.replace("{type: sft}", "{type: sft, num_train_epochs: '${oc.env:PEFTRUN_TEST_SECRET}'}"),
          f"r.yaml:2:22: trainer.num_train_epochs: Input should be a valid number, unable to parse string as a number; got {HIDDEN}"),
         (MINIMAL.replace("{type: sft}", "{type: '${oc.env:PEFTRUN_TEST_SECRET}'}"),
-         f"r.yaml:2:11: trainer.type: unknown value {HIDDEN} (one of: sft, dpo, grpo, reward)"),
+         f"r.yaml:2:11: trainer.type: unknown value {HIDDEN} (one of: sft, dpo, grpo, reward, "),
         (MINIMAL + "peft: {method: lora, target_modules: '${oc.env:PEFTRUN_TEST_SECRET}'}",
          f"r.yaml:4:22: peft.target_modules: Input should be a valid list, or 'all-linear', 'attention' or 'qv'; got {HIDDEN}"),
         (MINIMAL + "output: ${oc.env:PEFTRUN_TEST_SECRET}", f"r.yaml:4:1: output: must be a mapping of keys, got {HIDDEN}"),
