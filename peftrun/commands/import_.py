@@ -31,6 +31,7 @@ def report(imported: Imported) -> list[str]:
     tr = imported.translation
     lines = [f"carried {len(tr.mapped)} settings, wrote {len(tr.explicit)} {tr.tool} defaults that differ from "
              f"peftrun's, dropped {len(tr.dropped)} no-ops, could not carry {len(tr.not_carried)}"]
+    lines += [f"  {note}" for note in tr.notes]
     lines += [f"  dropped {key}: {why}" for key, why in sorted(tr.dropped.items())]
     lines += [f"  NOT CARRIED {key}: {why}" for key, why in sorted(tr.not_carried.items())]
     return lines

@@ -206,7 +206,8 @@ def _message_format(entry: Mapping[str, Any]) -> Any:
 def _datasets(value: Any, tr: Translation) -> dict[str, Any]:
     entries = [e for i, d in enumerate(value or []) if (e := _dataset(d, i, tr, "datasets")) is not None]
     write_sources(tr, "datasets", entries)
-    if any(d.get("type") == "chat_template" for d in value or []) and not tr.get("train_on_inputs"):
+    chats = [d.get("type") == "chat_template" for d in value or []]
+    if chats and all(chats) and not tr.get("train_on_inputs"):
         # Axolotl's chat_template strategy trains on assistant turns only (roles_to_train: [assistant])
         return {"trainer.assistant_only_loss": True}
     return {}

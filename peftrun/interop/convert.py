@@ -37,6 +37,15 @@ def when_true(values: Mapping[str, Any]) -> Convert:
     return lambda value, tr: dict(values) if value else {}
 
 
+def not_carried_when_on(key: str, reason: str) -> Convert:
+    """A flag whose `on` cannot be carried (listed with the reason); off is a no-op."""
+    def convert(value: Any, tr: Translation) -> dict[str, Any]:
+        if value:
+            tr.skip(key, reason)
+        return {}
+    return convert
+
+
 def per_epoch(count: int | None, epochs: float) -> float | None:
     """N times per epoch as a fraction of all steps (transformers reads a float below 1 as a ratio)."""
     if not count:

@@ -33,6 +33,7 @@ class Translation:
     dropped: dict[str, str] = field(default_factory=dict)  # source key -> why it is a no-op
     not_carried: dict[str, str] = field(default_factory=dict)  # source key -> why it cannot be carried
     fallbacks: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> values to write if it is refused
+    notes: list[str] = field(default_factory=list)  # how the importer read the config (e.g. the trainer chosen)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The source value at a dotted key (nested mappings walked), or `default`."""
@@ -61,7 +62,8 @@ class Translation:
 
     def skip(self, source: str, reason: str) -> None:
         """A source setting that cannot be carried, with the reason (never dropped silently)."""
-        self.not_carried[source] = reason
+        known = self.not_carried.get(source)
+        self.not_carried[source] = reason if known in (None, reason) else f"{known}; {reason}"
 
     def noop(self, source: str, reason: str) -> None:
         self.dropped[source] = reason
@@ -138,12 +140,14 @@ def translate(config: Mapping[str, Any], table: Table, base: str = ".") -> Trans
         row = table.row(key)
         if key in table.ignored:
             tr.noop(key, table.ignored[key])
+        elif row is not None and value is None and row.target and row.default is not UNSET:
+            row.apply(row.default, tr)  # written empty: the tool uses its default
         elif row is not None and value is None and row.target:
             tr.noop(key, "unset")
         elif row is not None:
             row.apply(value, tr)
         elif not (table.fallback and table.fallback(key, value, tr)):
-            tr.skip(key, f"not a {table.title} setting peftrun's importer knows")
+            tr.skip(key, f"not a setting of {table.title} that peftrun's importer knows")
     for row in table.keys:
         if row.default is not UNSET and row.target and not tr.has(row.source):
             row.apply(row.default, tr, default=True)

@@ -26,7 +26,8 @@ SIGNS: dict[str, frozenset[str]] = {
                                "plot_loss", "overwrite_cache", "preprocessing_num_workers"}),
     "trl": frozenset({"use_peft", "lora_task_type", "dataset_name", "dataset_train_split", "dataset_test_split",
                       "use_bnb_nested_quant", "bnb_4bit_quant_type", "lora_target_modules", "test_split_size",
-                      "reward_funcs", "model_revision"}),
+                      "reward_funcs", "model_revision", "model_init_kwargs", "reward_model_name_or_path",
+                      "dataset_streaming", "dataset_config"}),
 }
 
 

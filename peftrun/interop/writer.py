@@ -18,6 +18,7 @@ from peftrun.recipe.resolver import resolve
 SECTIONS = ("name", "seed", "model", "quantization", "peft", "trainer", "dataset", "output", "launch")
 # Without these the recipe says nothing runnable: when peftrun refuses one, the import is refused.
 ESSENTIAL = ("model.name_or_path", "trainer.type", "peft.method", "dataset.path", "dataset.sources")
+DISCRIMINATORS = {"peft": "peft.method", "quantization": "quantization.bits"}
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="GPU")  # a no-op must be one on any machine
 
 
@@ -60,8 +61,9 @@ def _touches(path: str, problem: str) -> bool:
     return path == problem or path.startswith(problem + ".") or problem.startswith(path + ".")
 
 
-def _reject(tr: Translation, problem: Problem) -> None:
-    """Take out what peftrun refuses and list it; refuse the import when the recipe would be empty of sense."""
+def _reject(tr: Translation, problem: Problem) -> bool:
+    """Take out what peftrun refuses and list it; refuse the import when the recipe would be empty of sense.
+    True when a fallback was written in its place (the recipe must then be checked again before going on)."""
     hit = [p for p in tr.values if _touches(p, problem.path)] if problem.path else []
     if not hit:
         raise RecipeError(Problem("", problem.path, f"the imported recipe would not validate: {problem.message}"))
@@ -72,14 +74,14 @@ def _reject(tr: Translation, problem: Problem) -> None:
         if replacement is not None:
             for new_path, value in replacement.items():
                 tr.write(new_path, value, source)
-            tr.skip(source, f"written as {', '.join(replacement)} instead: this peftrun does not take {path} "
-                            f"({problem.message})")
-            continue
+            tr.skip(source, f"only the first is carried, as {', '.join(replacement)}: this peftrun does not take "
+                            f"{path} ({problem.message})")
+            return True
         if any(_touches(path, essential) for essential in ESSENTIAL):
             raise RecipeError(Problem("", path, f"peftrun cannot run this {tr.tool} config: {problem.message}"))
         if path in tr.explicit:
             tr.explicit.discard(path)
-            if problem.message.startswith("unknown key"):
+            if problem.message.startswith("unknown key") or " is a field of " in problem.message:
                 continue  # a tool default for a setting this trainer does not have
             tr.skip(f"{source} (default)", f"{tr.tool}'s default, {path}: {value!r}, not taken by this peftrun "
                                            f"({problem.message})")
@@ -87,6 +89,7 @@ def _reject(tr: Translation, problem: Problem) -> None:
         for each in [s for s, paths in tr.mapped.items() if path in paths] or [source]:
             _unmap(tr, each, path)
             tr.skip(each, f"{path}: {value!r} not taken by this peftrun ({problem.message})")
+    return False
 
 
 def _unmap(tr: Translation, source: str, path: str) -> None:
@@ -96,14 +99,34 @@ def _unmap(tr: Translation, source: str, path: str) -> None:
             del tr.mapped[source]
 
 
+def _prune_orphans(tr: Translation) -> None:
+    """Settings of a section the run does not have (LoRA fields in a full fine-tuning) are no-ops."""
+    for section, key in DISCRIMINATORS.items():
+        if key in tr.values:
+            continue
+        for path in [p for p in tr.values if p.startswith(section + ".")]:
+            source = tr.origin[path]
+            del tr.values[path]
+            if path in tr.explicit:
+                tr.explicit.discard(path)
+                continue
+            _unmap(tr, source, path)
+            if source not in tr.mapped:
+                tr.noop(source, f"the run has no {section} section ({key} not set), so it does not apply")
+
+
 def _valid(tr: Translation, name: str) -> Plan:
     """Resolve the values, taking out each refused one (listed), until the recipe validates."""
     for _ in range(len(tr.values) + 1):
         try:
+            _plan(tr.values, name, GPU)
             return _plan(tr.values, name)
         except RecipeError as exc:
-            for problem in exc.problems:
-                _reject(tr, problem)
+            # what peftrun refuses among the values written goes first: a fallback may fill a missing key
+            ours = [p for p in exc.problems if p.path and any(_touches(v, p.path) for v in tr.values)]
+            for problem in ours or exc.problems:
+                if _reject(tr, problem):
+                    break
     raise RecipeError(Problem("", "", f"the {tr.tool} config does not give a valid recipe"))
 
 
@@ -143,6 +166,7 @@ def header(tr: Translation, described: str) -> str:
     """The comment block at the top of an imported recipe."""
     lines = [
         f"# Imported by `peftrun import` from {described}.",
+        *(f"# {note}" for note in tr.notes),
     ]
     if tr.explicit:
         lines.append(f"# {tr.tool} defaults written out (peftrun's differ): " + ", ".join(sorted(tr.explicit)))
@@ -174,6 +198,7 @@ def dump(data: dict[str, Any]) -> str:
 
 def finish(tr: Translation, name: str, described: str) -> Imported:
     """Validate, drop no-ops, and write the recipe text."""
+    _prune_orphans(tr)
     _valid(tr, name)
     _drop_noops(tr, name)
     plan = _valid(tr, name)
