@@ -200,10 +200,11 @@ KEYS = (
     Key("loss.label_smoothing", "trainer.label_smoothing"),
     Key("optimizer._component_", "trainer.optim", "AdamW -> adamw_torch (fused: adamw_torch_fused), weight decay "
         "0.01 unless given (torch's default)", _optimizer),
-    Key("optimizer.lr", "trainer.learning_rate", convert=_number("trainer.learning_rate")),
+    Key("optimizer.lr", "trainer.learning_rate", "a number (YAML 1.1 reads 3e-4 as text)",
+        _number("trainer.learning_rate")),
     Key("optimizer.weight_decay", "trainer.weight_decay"),
-    Key("optimizer.betas", "trainer.adam_beta1 / adam_beta2", convert=_betas),
-    Key("optimizer.eps", "trainer.adam_epsilon", convert=_number("trainer.adam_epsilon")),
+    Key("optimizer.betas", "trainer.adam_beta1 / adam_beta2", "[beta1, beta2] -> the two fields", _betas),
+    Key("optimizer.eps", "trainer.adam_epsilon", "a number", _number("trainer.adam_epsilon")),
     Key("optimizer.fused", "trainer.optim", "with optimizer._component_", lambda v, tr: {}),
     Key("lr_scheduler._component_", "trainer.lr_scheduler_type", "cosine / linear / constant_with_warmup; no "
         "scheduler -> constant", _scheduler, default=None),

@@ -138,20 +138,23 @@ def effective(plan: Plan, path: str) -> Any:
     return node
 
 
-def _same_without(tr: Translation, path: str, name: str) -> bool:
-    """Whether peftrun resolves the same value at `path` when the recipe leaves it out, on CPU and on GPU."""
-    rest = {p: v for p, v in tr.values.items() if p != path}
+def _plans(values: dict[str, Any], name: str) -> tuple[Plan, Plan] | None:
     try:
-        return all(effective(_plan(rest, name, hw), path) == effective(_plan(tr.values, name, hw), path)
-                   for hw in (CPU, GPU))
+        recipe = load_recipe(nest(values, name))
+        return resolve(recipe, CPU), resolve(recipe, GPU)
     except RecipeError:
-        return False
+        return None
 
 
 def _drop_noops(tr: Translation, name: str) -> None:
+    """Take out every value peftrun resolves to anyway when the recipe leaves it out, on CPU and on GPU."""
+    full = _plans(tr.values, name)
+    assert full is not None  # the values were just validated
     for path in list(tr.values):
-        if not _same_without(tr, path, name):
+        rest = _plans({p: v for p, v in tr.values.items() if p != path}, name)
+        if rest is None or any(effective(a, path) != effective(b, path) for a, b in zip(full, rest)):
             continue
+        full = rest
         source = tr.origin[path]
         value = tr.values.pop(path)
         if path in tr.explicit:
