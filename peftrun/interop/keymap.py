@@ -60,6 +60,25 @@ class Translation:
             if path not in self.mapped.setdefault(source, []):
                 self.mapped[source].append(path)
 
+    def unmap(self, source: str, path: str) -> None:
+        """`source` no longer writes `path`."""
+        if path in self.mapped.get(source, []):
+            self.mapped[source].remove(path)
+            if not self.mapped[source]:
+                del self.mapped[source]
+
+    def drop(self, path: str, reason: str) -> Any:
+        """Take a value out as a no-op: a tool default silently, a written setting said so once none of its
+        values is left. Returns the value."""
+        source, value = self.origin[path], self.values.pop(path)
+        if path in self.explicit:
+            self.explicit.discard(path)
+            return value
+        self.unmap(source, path)
+        if source not in self.mapped:
+            self.noop(source, reason)
+        return value
+
     def skip(self, source: str, reason: str) -> None:
         """A source setting that cannot be carried, with the reason (never dropped silently)."""
         known = self.not_carried.get(source)

@@ -94,7 +94,8 @@ def _dataset(item: dict[str, Any], tr: Translation, key: str) -> dict[str, Any] 
         if style == "openai":
             columns = {"messages": column} if column != "messages" else {}
         elif fmt is None:
-            fmt = {"messages": column, "role": "from", "content": "value", "roles": {"human": "user", "gpt": "assistant"}}
+            fmt = {"messages": column, "role": "from", "content": "value",
+                   "roles": {"human": "user", "gpt": "assistant"}}
     elif name == "instruct_dataset":
         mapping = item.get("column_map") or {}
         columns = {"prompt": mapping.get("input", "input"), "completion": mapping.get("output", "output")}
@@ -184,7 +185,8 @@ KEYS = (
     Key("model.lora_alpha", "peft.lora_alpha", default=16),
     Key("model.lora_dropout", "peft.lora_dropout", default=0.0),
     Key("model.use_dora", "peft.use_dora"),
-    Key("model.quantize_base", "quantization", "true -> as qlora_*", lambda v, tr: _model("qlora_" if v else "lora_", tr)),
+    Key("model.quantize_base", "quantization", "true -> as qlora_*",
+        lambda v, tr: _model("qlora_" if v else "lora_", tr)),
     Key("checkpointer.checkpoint_dir", "model.name_or_path", "the Hugging Face checkpoint directory", _checkpointer),
     Key("checkpointer._component_", "model.name_or_path", "with checkpoint_dir", lambda v, tr: {}),
     Key("checkpointer.output_dir", "output.dir"),

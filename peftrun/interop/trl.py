@@ -23,6 +23,7 @@ CITED = (
     "https://github.com/huggingface/trl/blob/main/trl/scripts/grpo.py",
     "https://huggingface.co/docs/trl/clis",
 )
+FULL_LOAD = "peftrun loads datasets in full"
 REGISTRY_REWARDS = ("accuracy_reward", "reasoning_accuracy_reward", "think_format_reward")
 TRAINER_ONLY = {"grpo": ("reward_funcs", "num_generations", "max_completion_length", "use_vllm"),
                 "dpo": ("rpo_alpha", "ref_model_init_kwargs", "use_weighting"),
@@ -103,7 +104,8 @@ def _hub(value: Any, tr: Translation) -> dict[str, Any]:
 
 KEYS = (
     Key("model_name_or_path", "model.name_or_path"),
-    Key("model_revision", "model.revision", "main -> unset", lambda v, tr: {"model.revision": v} if v != "main" else {}),
+    Key("model_revision", "model.revision", "main -> unset",
+        lambda v, tr: {"model.revision": v} if v != "main" else {}),
     Key("dtype", "model.dtype", "ModelConfig's default float32 made explicit", default="float32"),
     Key("attn_implementation", "model.attn_implementation"),
     Key("trust_remote_code", "model.trust_remote_code"),
@@ -132,10 +134,10 @@ KEYS = (
     Key("test_split_size", "dataset.eval.fraction", "used when eval_strategy is not no", _eval),
     Key("datasets", "dataset.path / dataset.sources", "path (data_files for json / csv / parquet), name, split",
         _datasets),
-    Key("dataset_streaming", "-", "true: not carried", not_carried_when_on("dataset_streaming", "peftrun loads datasets in full")),
-    Key("streaming", "-", "true: not carried", not_carried_when_on("streaming", "peftrun loads datasets in full")),
-    Key("ignore_bias_buffers", "-", "true: not carried", not_carried_when_on("ignore_bias_buffers", "a DDP workaround peftrun "
-                                                                                    "does not apply")),
+    Key("dataset_streaming", "-", "true: not carried", not_carried_when_on("dataset_streaming", FULL_LOAD)),
+    Key("streaming", "-", "true: not carried", not_carried_when_on("streaming", FULL_LOAD)),
+    Key("ignore_bias_buffers", "-", "true: not carried",
+        not_carried_when_on("ignore_bias_buffers", "a DDP workaround peftrun does not apply")),
     Key("reward_funcs", "trainer.reward_funcs", "TRL's registry names -> trl.rewards:<name>; a.b.f -> a.b:f",
         _reward_funcs),
     Key("reward_model_name_or_path", reason="peftrun's GRPO takes reward functions, not a reward model"),

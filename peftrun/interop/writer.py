@@ -87,16 +87,9 @@ def _reject(tr: Translation, problem: Problem) -> bool:
                                            f"({problem.message})")
             continue
         for each in [s for s, paths in tr.mapped.items() if path in paths] or [source]:
-            _unmap(tr, each, path)
+            tr.unmap(each, path)
             tr.skip(each, f"{path}: {value!r} not taken by this peftrun ({problem.message})")
     return False
-
-
-def _unmap(tr: Translation, source: str, path: str) -> None:
-    if path in tr.mapped.get(source, []):
-        tr.mapped[source].remove(path)
-        if not tr.mapped[source]:
-            del tr.mapped[source]
 
 
 def _prune_orphans(tr: Translation) -> None:
@@ -105,14 +98,7 @@ def _prune_orphans(tr: Translation) -> None:
         if key in tr.values:
             continue
         for path in [p for p in tr.values if p.startswith(section + ".")]:
-            source = tr.origin[path]
-            del tr.values[path]
-            if path in tr.explicit:
-                tr.explicit.discard(path)
-                continue
-            _unmap(tr, source, path)
-            if source not in tr.mapped:
-                tr.noop(source, f"the run has no {section} section ({key} not set), so it does not apply")
+            tr.drop(path, f"the run has no {section} section ({key} not set), so it does not apply")
 
 
 def _valid(tr: Translation, name: str) -> Plan:
@@ -155,14 +141,7 @@ def _drop_noops(tr: Translation, name: str) -> None:
         if rest is None or any(effective(a, path) != effective(b, path) for a, b in zip(full, rest)):
             continue
         full = rest
-        source = tr.origin[path]
-        value = tr.values.pop(path)
-        if path in tr.explicit:
-            tr.explicit.discard(path)
-            continue
-        _unmap(tr, source, path)
-        if source not in tr.mapped:
-            tr.noop(source, f"same as peftrun's own value ({path}: {value!r})")
+        tr.drop(path, f"same as peftrun's own value ({path}: {tr.values[path]!r})")
 
 
 def header(tr: Translation, described: str) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from peftrun import load_recipe
 from peftrun.errors import RecipeError
+from peftrun.interop.keymap import Translation
 from peftrun.interop.writer import Imported
 
 MINIMAL = {"name": "probe", "model": {"name_or_path": "org/m"}, "trainer": {"type": "sft"},
@@ -37,12 +38,7 @@ def takes(path: str, value: Any) -> bool:
 
 
 def written(result: Imported, path: str) -> Any:
-    node: Any = result.recipe
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return KeyError
-        node = node[part]
-    return node
+    return Translation("recipe", result.recipe).get(path, KeyError)
 
 
 def carried_or_listed(result: Imported, path: str, value: Any) -> None:
