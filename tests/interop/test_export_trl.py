@@ -111,3 +111,30 @@ def test_prompt_tuning_is_refused_by_the_command(tmp_path: Path) -> None:
                              str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and not out.exists()
     assert "peft.method: cannot be exported: TRL's CLI builds LoRA adapters only" in result.stderr
+
+
+def test_trl_sft_trains_from_the_exported_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRL's own `sft` script, run on the exported config (in this process, as `trl sft --config` would after
+    parsing), trains a tiny Llama and saves an adapter on exactly the modules the recipe names."""
+    from peft import PeftConfig, PeftModel
+
+    from tests.tiny import build_model, build_tokenizer, sft_rows, write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    build_model(tmp_path / "tiny")
+    build_tokenizer(tmp_path / "tiny")
+    write_jsonl(tmp_path / "train.jsonl", sft_rows(8))
+    plan = resolve(load_recipe({
+        "name": "e2e", "model": {"name_or_path": "tiny", "dtype": "float32"}, "output": {"dir": "out"},
+        "peft": {"method": "lora", "r": 4, "target_modules": ["q_proj"]},
+        "trainer": {"type": "sft", "max_steps": 2, "per_device_train_batch_size": 2, "logging_steps": 1,
+                    "save_strategy": "no", "report_to": "none", "max_length": 64},
+        "dataset": {"path": "train.jsonl"}}))
+    _, (*dataclasses, _rest) = parsed(tmp_path, plan)
+    importlib.import_module("trl.scripts.sft").main(*dataclasses)
+    saved = PeftConfig.from_pretrained("out")
+    model = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained("tiny"), "out")
+    adapted_names = {n.removeprefix("base_model.model.").removesuffix(".lora_A.default")
+                     for n, _ in model.named_modules() if n.endswith("lora_A.default")}
+    assert adapted_names == {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}
+    assert saved.r == 4 and saved.lora_alpha == 32
