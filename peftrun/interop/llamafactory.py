@@ -136,6 +136,11 @@ def _entries(value: Any, tr: Translation, key: str) -> list[dict[str, Any]]:
             continue
         path = entry.get("hf_hub_url") or entry.get("ms_hub_url") or \
             f"{tr.get('dataset_dir', 'data')}/{entry.get('file_name', name)}"
+        if tr.get("stage") == "pt":  # pre-training reads one text column (columns.prompt, default text)
+            column = (entry.get("columns") or {}).get("prompt", "text")
+            entries.append(source_entry(path, split=entry.get("split"), name=entry.get("subset"),
+                                        columns={"text": column} if column != "text" else None))
+            continue
         entries.append(source_entry(path, split=entry.get("split"), name=entry.get("subset"),
                                     format=_format(entry, name, tr, key)))
     return entries

@@ -178,6 +178,27 @@ def dump(data: dict[str, Any]) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
+def annotate(text: str, tr: Translation) -> str:
+    """Each written line says where its value came from: the source key, or the tool's default."""
+    lines, stack = [], []  # stack: (indent, key) of the mappings the line is in
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        key = line.strip().split(":", 1)[0] if ":" in line and not line.lstrip().startswith("- ") else None
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if key is None:
+            lines.append(line)
+            continue
+        path = ".".join([k for _, k in stack] + [key])
+        stack.append((indent, key))
+        if path in tr.explicit:
+            line += f"  # {tr.tool} default ({tr.origin[path]})"
+        elif path in tr.origin and tr.origin[path] != path.split(".")[-1]:
+            line += f"  # {tr.origin[path]}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def finish(tr: Translation, name: str, described: str) -> Imported:
     """Validate, drop no-ops, and write the recipe text."""
     _prune_orphans(tr)
@@ -185,4 +206,4 @@ def finish(tr: Translation, name: str, described: str) -> Imported:
     _drop_noops(tr, name)
     plan = _valid(tr, name)
     data = nest(tr.values, name)
-    return Imported(data, plan, tr, header(tr, described) + dump(data))
+    return Imported(data, plan, tr, header(tr, described) + annotate(dump(data), tr))

@@ -108,6 +108,10 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"type": "reward", "learning_rate": 1e-4, "num_train_epochs": 1.0, "per_device_train_batch_size": 2,
                  "gradient_accumulation_steps": 4, "max_length": 1024, "lr_scheduler_type": "linear"},
         model={"dtype": "float16"}),
+    "llamafactory/pt.yaml": dict(
+        lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ALL_LINEAR}, bnb=None,
+        trainer={"type": "sft", "packing": True, "max_length": 1024, "learning_rate": 1e-4, "num_train_epochs": 1.0},
+        dataset={"path": "data/c4_demo.jsonl", "columns": {"text": "content"}}, complete=True),
     "llamafactory/run/training_args.yaml": dict(
         lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0, "target_modules": ALL_LINEAR}, bnb=None,
         trainer={"learning_rate": 5e-5, "num_train_epochs": 3.0, "per_device_train_batch_size": 2,
