@@ -120,37 +120,45 @@ def _local(path: str) -> dict[str, Any] | None:
     return {"path": loader, "data_files": path} if loader else None
 
 
+def _entries(dataset: Any, out: Exported) -> list[dict[str, Any]]:
+    """DatasetConfig entries for the recipe's data: its sources (a mixture) or its path(s); what a TRL entry cannot
+    say about one (formats, renamed columns, sample caps) is listed."""
+    sources = getattr(dataset, "sources", None) or [dataset]
+    entries = []
+    for i, source in enumerate(sources):
+        where = f"dataset.sources.{i}" if source is not dataset else "dataset"
+        paths = [source.path] if isinstance(source.path, str) else list(source.path or [])
+        for path in paths:
+            entry = _local(path) or {"path": path}
+            for key in ("name", "split"):
+                value = getattr(source, key, None)
+                if value and value != "train":
+                    entry[key] = value
+            entries.append(entry)
+        for key, why in (("columns", "TRL's CLI selects columns but does not rename them"),
+                         ("max_samples", "TRL's CLI has no sample cap"),
+                         ("format", "TRL's CLI reads TRL's standard columns only")):
+            if getattr(source, key, None):
+                out.not_expressible[f"{where}.{key}"] = why
+    return entries
+
+
 def _dataset(plan: Plan, out: Exported) -> None:
     dataset = plan.recipe.dataset
-    paths = [dataset.path] if isinstance(dataset.path, str) else list(dataset.path or [])
-    entries = [_local(p) or {"path": p} for p in paths]
-    if dataset.name:
-        entries[0]["name"] = dataset.name
-    if dataset.split != "train":
-        entries[0]["split"] = dataset.split
+    entries = _entries(dataset, out)
     evaluation = dataset.eval
-    mixture = len(entries) > 1 or any(e["path"] in LOCAL_LOADERS.values() for e in entries) or \
-        (evaluation is not None and evaluation.fraction is not None)
-    if mixture:
+    fraction = evaluation is not None and evaluation.fraction is not None
+    if len(entries) > 1 or "data_files" in entries[0] or fraction:
         out.data["datasets"] = entries
     else:
-        out.data["dataset_name"] = entries[0]["path"]
-        if dataset.name:
-            out.data["dataset_config"] = dataset.name
-        if dataset.split != "train":
-            out.data["dataset_train_split"] = dataset.split
-    if evaluation is not None and evaluation.fraction is not None:
+        keys = {"path": "dataset_name", "name": "dataset_config", "split": "dataset_train_split"}
+        out.data.update({keys[k]: v for k, v in entries[0].items()})
+    if fraction:
         out.data["test_split_size"] = evaluation.fraction
-    elif evaluation is not None and evaluation.split is not None and not mixture:
+    elif evaluation is not None and evaluation.split is not None and "datasets" not in out.data:
         out.data["dataset_test_split"] = evaluation.split
     elif evaluation is not None:
         out.not_expressible["dataset.eval"] = "TRL's scripts evaluate on a split of the training dataset only"
-    for key, why in (("columns", "TRL's CLI selects columns but does not rename them"),
-                     ("max_samples", "TRL's CLI has no sample cap"),
-                     ("format", "TRL's CLI reads TRL's standard columns only"),
-                     ("sources", "a mixture with formats: TRL's CLI reads TRL's standard columns only")):
-        if getattr(dataset, key, None):
-            out.not_expressible[f"dataset.{key}"] = why
 
 
 def _reward_funcs(names: list[str]) -> list[str]:
