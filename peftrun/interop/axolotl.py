@@ -37,8 +37,15 @@ CITED = (
     "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/utils/config/__init__.py",
     "https://docs.axolotl.ai/docs/config-reference.html",
 )
-RL_TYPES = {"dpo": ("dpo", None), "ipo": ("dpo", ["ipo"]), "kto": ("kto", None), "grpo": ("grpo", None),
-            "orpo": ("orpo", None), "simpo": ("cpo", None)}
+RL_TYPES: dict[str, tuple[str, Any]] = {"dpo": ("dpo", None), "ipo": ("dpo", ["ipo"]), "kto": ("kto", None),
+                                        "grpo": ("grpo", None), "orpo": ("orpo", None), "simpo": ("cpo", "simpo")}
+# Axolotl's preference / KTO prompt strategies `<template>.<strategy>` (prompt_strategies/{dpo,kto}/chatml.py):
+# the fields they read, as the recipe's format mapping (the template's turns rendered by model.chat_template).
+RL_STRATEGIES: dict[str, dict[str, Any]] = {
+    "intel": {"system": "system", "prompt": "{question}", "chosen": "{chosen}", "rejected": "{rejected}"},
+    "prompt_pairs": {"system": "system", "prompt": "{prompt}", "chosen": "{chosen}", "rejected": "{rejected}"},
+    "argilla": {"system": "system", "prompt": "{instruction}", "completion": "{completion}", "label": "label"},
+}
 AUTO_CLASSES = ("AutoModelForCausalLM", "AutoTokenizer")
 
 
@@ -174,6 +181,10 @@ def _dataset(entry: Mapping[str, Any], index: int, tr: Translation, key: str) ->
         fmt = _message_format(entry)
     elif kind == "completion":
         fmt = None if entry.get("field", "text") == "text" else {"text": entry["field"]}
+    elif isinstance(kind, str) and kind.split(".")[-1] in RL_STRATEGIES and kind.split(".")[0] in ("chatml", "llama3"):
+        fmt = {**RL_STRATEGIES[kind.split(".")[-1]], "chat": True}
+        if not tr.get("chat_template"):
+            tr.write("model.chat_template", kind.split(".")[0], f"{key}[{index}].type")
     elif kind is not None:
         tr.skip(f"{key}[{index}].type", f"Axolotl prompt strategy {kind!r}: peftrun reads TRL's standard columns "
                                         "(or named formats); check the data's columns and set dataset.columns")
@@ -206,8 +217,10 @@ def _message_format(entry: Mapping[str, Any]) -> Any:
 def _datasets(value: Any, tr: Translation) -> dict[str, Any]:
     entries = [e for i, d in enumerate(value or []) if (e := _dataset(d, i, tr, "datasets")) is not None]
     write_sources(tr, "datasets", entries)
-    chats = [d.get("type") == "chat_template" for d in value or []]
-    if chats and all(chats) and not tr.get("train_on_inputs"):
+    kinds = [d.get("type") for d in value or []]
+    if kinds and all(k == "alpaca" for k in kinds) and not tr.get("chat_template"):
+        tr.write("model.chat_template", "alpaca", "datasets")  # Axolotl's alpaca type renders Alpaca's prompt
+    if kinds and all(k == "chat_template" for k in kinds) and not tr.get("train_on_inputs"):
         # Axolotl's chat_template strategy trains on assistant turns only (roles_to_train: [assistant])
         return {"trainer.assistant_only_loss": True}
     return {}

@@ -38,6 +38,8 @@ def _stage(value: Any, tr: Translation) -> dict[str, Any]:
     if value not in STAGES:
         tr.skip("stage", f"stage {value}: peftrun runs sft, pt (as sft), rm, dpo and kto, not {value}")
         return {"trainer.type": value}  # refused by the recipe: the import is refused
+    if value == "dpo" and tr.get("pref_loss") in ("orpo", "simpo"):  # LLaMA-Factory runs these in its DPO stage
+        return {"trainer.type": "orpo" if tr.get("pref_loss") == "orpo" else "cpo"}
     return {"trainer.type": STAGES[value]}
 
 
@@ -103,22 +105,38 @@ def _info(tr: Translation) -> dict[str, Any] | None:
     return json.loads(found.read_text()) if found else None
 
 
+def _alpaca_format(entry: dict[str, Any], name: str, tr: Translation, key: str) -> Any:
+    """LLaMA-Factory's alpaca layout: the named format, or field templates for preferences / renamed columns."""
+    columns = entry.get("columns") or {}
+    prompt = columns.get("prompt", "instruction")
+    if entry.get("ranking"):
+        if "query" in columns:
+            tr.skip(f"{key}: {name}", f"the query column {columns['query']!r} is not appended to the prompt")
+        return {"prompt": f"{{{prompt}}}", "chosen": f"{{{columns.get('chosen', 'chosen')}}}",
+                "rejected": f"{{{columns.get('rejected', 'rejected')}}}", "chat": True}
+    if any(columns.get(k, v) != v for k, v in ALPACA_COLUMNS.items()):
+        tr.skip(f"{key}: {name}", f"renamed alpaca columns {columns}: set the format mapping by hand")
+    return "alpaca"
+
+
 def _format(entry: dict[str, Any], name: str, tr: Translation, key: str) -> Any:
-    columns, tags = entry.get("columns") or {}, entry.get("tags") or {}
-    if entry.get("ranking") or "kto_tag" in columns:
-        tr.skip(f"{key}: {name}", "LLaMA-Factory's preference / KTO layout (messages with chosen / rejected or a "
-                                  "kto_tag column): check the data has TRL's columns and set dataset.columns")
-        return None
+    """A dataset_info.json entry's formatting, columns and tags as the recipe's format (data/README.md)."""
     if entry.get("formatting", "alpaca") == "alpaca":
-        if any(columns.get(k, v) != v for k, v in ALPACA_COLUMNS.items()):
-            tr.skip(f"{key}: {name}", f"renamed alpaca columns {columns}: set dataset.columns by hand")
-        return "alpaca"
-    merged = {**SHAREGPT_TAGS, **tags}
-    messages = columns.get("messages", "conversations")
-    if merged == SHAREGPT_TAGS and messages == "conversations":
-        return "sharegpt"
+        return _alpaca_format(entry, name, tr, key)
+    columns, merged = entry.get("columns") or {}, {**SHAREGPT_TAGS, **(entry.get("tags") or {})}
+    messages, label = columns.get("messages", "conversations"), columns.get("kto_tag")
+    standard = merged == SHAREGPT_TAGS and messages == "conversations"
+    if entry.get("ranking"):
+        if standard and (columns.get("chosen"), columns.get("rejected")) in ((None, None), ("chosen", "rejected")):
+            return "sharegpt-preference"
+        tr.skip(f"{key}: {name}", "a preference set with its own tags or columns: set the format mapping by hand")
+        return None
+    if standard and label in (None, "label", "kto_tag"):
+        return "sharegpt-kto" if label else "sharegpt"
+    roles = {merged["user_tag"]: "user", merged["assistant_tag"]: "assistant"}
+    system = {merged["system_tag"]: "system"} if "system_tag" in merged else {}
     return {"messages": messages, "role": merged["role_tag"], "content": merged["content_tag"],
-            "roles": {merged["user_tag"]: "user", merged["assistant_tag"]: "assistant"}}
+            "roles": {**roles, **system}, **({"label": label} if label else {})}
 
 
 def _entries(value: Any, tr: Translation, key: str) -> list[dict[str, Any]]:
@@ -175,9 +193,11 @@ def _packing(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def _pref_loss(value: Any, tr: Translation) -> dict[str, Any]:
-    if value in ("orpo", "simpo"):
-        return {"trainer.type": "orpo" if value == "orpo" else "cpo"}
-    return {"trainer.loss_type": PREF_LOSSES.get(value, [value])} if tr.get("stage") == "dpo" else {}
+    if tr.get("stage") != "dpo" or value == "orpo":
+        return {}
+    if value == "simpo":
+        return {"trainer.loss_type": "simpo", "trainer.simpo_gamma": tr.get("simpo_gamma", 0.5)}
+    return {"trainer.loss_type": PREF_LOSSES.get(value, [value])}
 
 
 def _beta(value: Any, tr: Translation) -> dict[str, Any]:

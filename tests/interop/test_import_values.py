@@ -27,6 +27,7 @@ def nf4(storage: str | None) -> dict[str, Any]:
             "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_quant_storage": storage}
 
 
+PREFS = {"dataset.format": {"prompt": "{instruction}", "chosen": "{chosen}", "rejected": "{rejected}", "chat": True}}
 # fixture -> expected LoRA kwargs (subset), BitsAndBytesConfig kwargs, trainer values, settings listed as not carried
 CASES: dict[str, dict[str, Any]] = {
     "axolotl/lora-alpaca.yml": dict(
@@ -35,7 +36,7 @@ CASES: dict[str, dict[str, Any]] = {
                  "gradient_accumulation_steps": 1, "max_length": 512, "lr_scheduler_type": "cosine",
                  "warmup_steps": 0.03, "gradient_checkpointing": False, "optim": "adamw_torch_fused",
                  "save_strategy": "epoch", "save_total_limit": 4},
-        contract={"dataset.format": "alpaca"}),
+        contract={"dataset.format": "alpaca", "model.chat_template": "alpaca"}),
     "axolotl/qlora-chat.yml": dict(
         lora={"r": 32, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": ALL_LINEAR}, bnb=nf4("bfloat16"),
         trainer={"learning_rate": 2e-4, "num_train_epochs": 2, "per_device_train_batch_size": 2,
@@ -52,7 +53,8 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"type": "dpo", "beta": 0.2, "learning_rate": 5e-6, "num_train_epochs": 1,
                  "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2, "max_length": 1024,
                  "lr_scheduler_type": "linear", "warmup_steps": 10},
-        not_carried={"datasets[0].type"}),
+        contract={"dataset.format": {"system": "system", "prompt": "{question}", "chosen": "{chosen}",
+                                     "rejected": "{rejected}", "chat": True}, "model.chat_template": "chatml"}),
     "axolotl/reward-dora.yml": dict(
         lora={"r": 16, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ALL_LINEAR, "use_dora": True,
               "task_type": "SEQ_CLS"}, bnb=None,
@@ -77,7 +79,7 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"num_train_epochs": 4, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
                  "max_length": 1024, "packing": True, "eval_steps": 0.125, "save_steps": 0.125,
                  "learning_rate": 2e-4},
-        eval={"fraction": 0.1}, contract={"dataset.format": "alpaca"}),
+        eval={"fraction": 0.1}, contract={"dataset.format": "alpaca", "model.chat_template": "alpaca"}),
     "llamafactory/lora-sft.yaml": dict(
         lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ALL_LINEAR}, bnb=None,
         trainer={"learning_rate": 1e-4, "num_train_epochs": 2.0, "per_device_train_batch_size": 2,
@@ -101,13 +103,13 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"type": "dpo", "beta": 0.2, "loss_type": ["sigmoid"], "learning_rate": 5e-6,
                  "num_train_epochs": 1.0, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
                  "max_length": 1024, "lr_scheduler_type": "cosine", "warmup_steps": 0.1},
-        launch={"strategy": "deepspeed", "offload_optimizer": True}, not_carried={"deepspeed", "dataset: prefs_plain"}),
+        launch={"strategy": "deepspeed", "offload_optimizer": True}, not_carried={"deepspeed"}, contract=PREFS),
     "llamafactory/rm-dora.yaml": dict(
         lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ALL_LINEAR, "use_dora": True,
               "task_type": "SEQ_CLS"}, bnb=None,
         trainer={"type": "reward", "learning_rate": 1e-4, "num_train_epochs": 1.0, "per_device_train_batch_size": 2,
                  "gradient_accumulation_steps": 4, "max_length": 1024, "lr_scheduler_type": "linear"},
-        model={"dtype": "float16"}),
+        model={"dtype": "float16"}, contract=PREFS),
     "llamafactory/pt.yaml": dict(
         lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ALL_LINEAR}, bnb=None,
         trainer={"type": "sft", "packing": True, "max_length": 1024, "learning_rate": 1e-4, "num_train_epochs": 1.0},
