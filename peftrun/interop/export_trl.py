@@ -18,8 +18,9 @@ from peftrun.recipe.schema import LoraSection
 
 LOCAL_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 TRAINER_COMMANDS = ("sft", "dpo", "grpo", "reward", "kto", "rloo", "distillation")
-LORA_DEFAULTS = {"bias": "none", "exclude_modules": None, "init_lora_weights": True, "layers_to_transform": None,
-                 "layers_pattern": None, "rank_pattern": None, "alpha_pattern": None, "fan_in_fan_out": False}
+# The LoRA fields TRL's ModelConfig carries to get_peft_config (any other field set in a recipe is listed).
+CARRIED_LORA = {"method", "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "use_rslora",
+                "use_dora", "task_type", "target_parameters"}
 
 
 @dataclass
@@ -103,12 +104,13 @@ def _peft(plan: Plan, out: Exported) -> bool:
     if targets != target_modules(peft.target_modules):
         out.notes.append("lora_target_modules: a one-item list is written as the regex PEFT's list matching means "
                          "(TRL's ModelConfig makes a one-item list a string, which PEFT reads as a full-match regex)")
-    for key in ("modules_to_save", "use_rslora", "use_dora"):
-        value = getattr(peft, key)
-        if value:
-            out.data["lora_modules_to_save" if key == "modules_to_save" else key] = value
-    for key, default in LORA_DEFAULTS.items():
-        if getattr(peft, key) not in (default, {}):
+    for key, name in (("modules_to_save", "lora_modules_to_save"), ("use_rslora", "use_rslora"),
+                      ("use_dora", "use_dora"), ("target_parameters", "lora_target_parameters")):
+        if getattr(peft, key, None):
+            out.data[name] = getattr(peft, key)
+    fields = type(peft).model_fields
+    for key in sorted(peft.model_fields_set - CARRIED_LORA):
+        if getattr(peft, key) not in (fields[key].default, {}, None):
             out.not_expressible[f"peft.{key}"] = "TRL's get_peft_config builds LoraConfig from r, alpha, dropout, " \
                                                  "targets, modules_to_save, rsLoRA and DoRA only"
     return True

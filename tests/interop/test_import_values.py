@@ -13,7 +13,8 @@ from peftrun import load_recipe, resolve
 from peftrun.errors import RecipeError
 from peftrun.interop.importer import import_config
 from peftrun.recipe.hardware import Hardware
-from peftrun.recipe.objects import lora_kwargs, quantization_kwargs
+from peftrun.recipe import objects
+from peftrun.recipe.objects import quantization_kwargs
 from tests.interop.contract import carried_or_listed, takes
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -27,6 +28,7 @@ def nf4(storage: str | None) -> dict[str, Any]:
             "bnb_4bit_compute_dtype": "bfloat16", "bnb_4bit_quant_storage": storage}
 
 
+LORA_FIELD_DEFAULTS = {"use_rslora": False, "use_dora": False}  # PEFT's, when peftrun leaves a field to PEFT
 PREFS = {"dataset.format": {"prompt": "{instruction}", "chosen": "{chosen}", "rejected": "{rejected}", "chat": True}}
 # fixture -> expected LoRA kwargs (subset), BitsAndBytesConfig kwargs, trainer values, settings listed as not carried
 CASES: dict[str, dict[str, Any]] = {
@@ -184,6 +186,13 @@ CASES: dict[str, dict[str, Any]] = {
 NEEDS_KTO = ["axolotl/kto.yml", "llamafactory/kto.yaml", "trl/kto.sh"]
 
 
+def lora_kwargs(plan: Any) -> dict[str, Any]:
+    """The LoraConfig kwargs peftrun builds (peftrun.recipe.objects: one function per method, or one for all)."""
+    if hasattr(objects, "peft_kwargs"):
+        return objects.peft_kwargs(plan)
+    return objects.lora_kwargs(plan.recipe.peft, plan.task_type)
+
+
 def imported(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """Import a fixture, write the recipe, load it back from the file: (the Imported, the plan on a GPU)."""
     monkeypatch.chdir(FIXTURES / Path(name).parent)  # relative data paths in the configs are relative to them
@@ -202,9 +211,9 @@ def test_imported_recipe_trains_what_the_source_would(name: str, tmp_path: Path,
     if case["lora"] is None:
         assert plan.recipe.peft is None
     else:
-        lora = lora_kwargs(plan.recipe.peft, plan.task_type)
-        assert {k: lora[k] for k in case["lora"]} == case["lora"]
-        assert lora["bias"] == "none" and lora["task_type"] == case["lora"].get("task_type", "CAUSAL_LM")
+        lora = lora_kwargs(plan)
+        assert {k: lora.get(k, LORA_FIELD_DEFAULTS.get(k)) for k in case["lora"]} == case["lora"]
+        assert lora.get("bias", "none") == "none" and lora["task_type"] == case["lora"].get("task_type", "CAUSAL_LM")
     assert quantization_kwargs(plan) == case["bnb"]
     trainer = plan.recipe.trainer
     assert {k: getattr(trainer, k) for k in case["trainer"]} == case["trainer"]
