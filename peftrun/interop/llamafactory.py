@@ -52,6 +52,15 @@ def _finetuning_type(value: Any, tr: Translation) -> dict[str, Any]:
     return {"peft.method": value}  # freeze / oft: refused unless this peftrun takes it
 
 
+def only(method: str, convert: Any = None, path: str = "") -> Any:
+    """A setting of one fine-tuning type (lora / oft): a no-op under the others."""
+    def wrapped(value: Any, tr: Translation) -> dict[str, Any]:
+        if tr.get("finetuning_type", "lora") != method:
+            return {}
+        return convert(value, tr) if convert else {path: value}
+    return wrapped
+
+
 def _alpha(value: Any, tr: Translation) -> dict[str, Any]:
     return {"peft.lora_alpha": value or 2 * int(tr.get("lora_rank", 8))}  # LLaMA-Factory: lora_rank * 2
 
@@ -219,15 +228,22 @@ KEYS = (
         default="sft"),
     Key("finetuning_type", "peft.method", "lora -> lora, full -> no peft; freeze is refused", _finetuning_type,
         default="lora"),
-    Key("lora_rank", "peft.r", default=8),
-    Key("lora_alpha", "peft.lora_alpha", "absent: 2 x lora_rank", _alpha, default=None),
-    Key("lora_dropout", "peft.lora_dropout", default=0.0),
-    Key("lora_target", "peft.target_modules", "all -> all-linear; a comma list -> a list", _target, default="all"),
+    Key("lora_rank", "peft.r", "LoRA only", only("lora", path="peft.r"), default=8),
+    Key("lora_alpha", "peft.lora_alpha", "absent: 2 x lora_rank", only("lora", _alpha), default=None),
+    Key("lora_dropout", "peft.lora_dropout", "LoRA only", only("lora", path="peft.lora_dropout"), default=0.0),
+    Key("lora_target", "peft.target_modules", "all -> all-linear; a comma list -> a list (LoRA and OFT)", _target,
+        default="all"),
     Key("additional_target", "peft.modules_to_save", "a comma list -> a list", _csv("peft.modules_to_save")),
-    Key("use_rslora", "peft.use_rslora"),
-    Key("use_dora", "peft.use_dora"),
-    Key("pissa_init", "peft.init_lora_weights", "true -> pissa_niter_<pissa_iter> (pissa_iter -1 -> pissa)", _pissa),
-    Key("pissa_iter", "peft.init_lora_weights", "with pissa_init", lambda v, tr: _pissa(tr.get("pissa_init"), tr)),
+    Key("use_rslora", "peft.use_rslora", "LoRA only", only("lora", path="peft.use_rslora")),
+    Key("use_dora", "peft.use_dora", "LoRA only", only("lora", path="peft.use_dora")),
+    Key("pissa_init", "peft.init_lora_weights", "true -> pissa_niter_<pissa_iter> (pissa_iter -1 -> pissa)",
+        only("lora", _pissa)),
+    Key("pissa_iter", "peft.init_lora_weights", "with pissa_init",
+        only("lora", lambda v, tr: _pissa(tr.get("pissa_init"), tr))),
+    Key("oft_rank", "peft.r", "OFT only (finetuning_type: oft)", only("oft", path="peft.r"), default=0),
+    Key("oft_block_size", "peft.oft_block_size", "OFT only", only("oft", path="peft.oft_block_size"), default=32),
+    Key("module_dropout", "peft.module_dropout", "OFT only", only("oft", path="peft.module_dropout")),
+    Key("oft_target", reason="LLaMA-Factory's OFT adapts the lora_target modules (model/adapter.py)"),
     Key("pissa_convert", reason="peftrun saves the PiSSA adapter as trained (no conversion to LoRA)"),
     Key("loraplus_lr_ratio", reason="LoRA+ learning rates are not in peftrun"),
     Key("create_new_adapter", reason="training on from an existing adapter: peftrun starts a new one"),
