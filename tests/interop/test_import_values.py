@@ -183,7 +183,9 @@ CASES: dict[str, dict[str, Any]] = {
         dataset={"path": "org/qa-pairs", "columns": {"prompt": "question", "completion": "answer"}},
         launch={"strategy": "fsdp", "offload_params": True}, not_carried={"enable_activation_offloading"}),
 }
-NEEDS_KTO = ["axolotl/kto.yml", "llamafactory/kto.yaml", "trl/kto.sh"]
+# fixtures whose objective is on the recipe's contract but may not be in this peftrun yet: (path, value)
+ON_CONTRACT = {"axolotl/kto.yml": ("trainer.type", "kto"), "llamafactory/kto.yaml": ("trainer.type", "kto"),
+               "trl/kto.sh": ("trainer.type", "kto"), "llamafactory/oft.yaml": ("peft.method", "oft")}
 
 
 def lora_kwargs(plan: Any) -> dict[str, Any]:
@@ -229,14 +231,20 @@ def test_imported_recipe_trains_what_the_source_would(name: str, tmp_path: Path,
     assert result.complete == case.get("complete", result.complete)
 
 
-@pytest.mark.parametrize("name", NEEDS_KTO)
-def test_kto_is_carried_once_peftrun_runs_it(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """KTO is on the recipe's contract (trainer.type: kto); until this peftrun takes it, the import is refused."""
-    if not takes("trainer.type", "kto"):
-        with pytest.raises(RecipeError, match="trainer.type: peftrun cannot run this .* config"):
+@pytest.mark.parametrize("name", sorted(ON_CONTRACT))
+def test_contract_objectives_are_carried_once_peftrun_runs_them(name: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """KTO (trainer.type: kto) and OFT (peft.method: oft) are on the recipe's contract; until this peftrun takes
+    them, the import is refused (nothing written) rather than turned into another objective."""
+    path, value = ON_CONTRACT[name]
+    if not takes(path, value):
+        with pytest.raises(RecipeError, match=f"{path}: peftrun cannot run this .* config"):
             imported(name, tmp_path, monkeypatch)
         return
     _, plan = imported(name, tmp_path, monkeypatch)
-    assert plan.recipe.trainer.type == "kto"
-    if name.startswith("llamafactory"):
-        assert (plan.recipe.trainer.desirable_weight, plan.recipe.trainer.undesirable_weight) == (1.0, 1.5)
+    if value == "kto":
+        assert plan.recipe.trainer.type == "kto" and plan.recipe.trainer.undesirable_weight == 1.5
+    else:
+        oft = lora_kwargs(plan)
+        assert (plan.recipe.peft.method, oft["oft_block_size"], oft["target_modules"]) == ("oft", 16,
+                                                                                          ["q_proj", "v_proj"])
