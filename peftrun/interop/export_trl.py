@@ -16,6 +16,7 @@ from peftrun.recipe.objects import target_modules
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import LoraSection
 
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "data" / "templates"
 LOCAL_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 TRAINER_COMMANDS = ("sft", "dpo", "grpo", "reward", "kto", "rloo", "distillation")
 # The LoRA fields TRL's ModelConfig carries to get_peft_config (any other field set in a recipe is listed).
@@ -63,15 +64,43 @@ def _model(plan: Plan, out: Exported) -> None:
                      ("gguf_file", "TRL's scripts cannot load a GGUF checkpoint")):
         if getattr(model, key):
             out.not_expressible[f"model.{key}"] = why
-    template = getattr(model, "chat_template", None)
-    if template and str(template).endswith(".jinja"):
+    _template(plan, out)
+    _special_tokens(plan, out)
+
+
+def _trl_fields(plan: Plan) -> set[str]:
+    from peftrun.recipe.schema import trl_table
+
+    return {row["name"] for row in trl_table()["fields"][plan.trainer_type]}
+
+
+def _template(plan: Plan, out: Exported) -> None:
+    template = plan.recipe.model.chat_template
+    if not template:
+        return
+    if str(template).endswith(".jinja") and "chat_template_path" in _trl_fields(plan):
         out.data["chat_template_path"] = template
-    elif template:
-        out.not_expressible["model.chat_template"] = f"a named template ({template}): TRL takes a .jinja path"
-    tokens = getattr(model, "special_tokens", None)
-    if tokens:
-        out.not_expressible["model.special_tokens"] = "TRL's CLI sets eos_token / pad_token only; add the others " \
-                                                      "to the tokenizer"
+        return
+    shipped = SHIPPED_TEMPLATES / f"{template}.jinja"
+    hint = f" (peftrun's is {shipped}: copy it and set chat_template_path)" if shipped.is_file() else ""
+    out.not_expressible["model.chat_template"] = f"{template}: TRL's {plan.trainer_type} config takes no " \
+                                                 f"named template{hint}"
+
+
+def _special_tokens(plan: Plan, out: Exported) -> None:
+    """pad / eos go to the trainer config fields of those names where it has them; others are listed."""
+    tokens = getattr(plan.recipe.model, "special_tokens", None)
+    if tokens is None:
+        return
+    fields = _trl_fields(plan)
+    for key in ("pad_token", "eos_token", "bos_token", "additional"):
+        value = getattr(tokens, key, None)
+        if not value:
+            continue
+        if key in fields:
+            out.data.setdefault(key, value)
+        else:
+            out.not_expressible[f"model.special_tokens.{key}"] = f"TRL's {plan.trainer_type} config has no {key}"
 
 
 def _quantization(plan: Plan, out: Exported) -> None:
@@ -171,8 +200,9 @@ def _reward_funcs(names: list[str]) -> list[str]:
 
 def _trainer(plan: Plan, out: Exported) -> None:
     out.data.update({k: v for k, v in plan.training_args.items()})
-    if plan.trainer_type == "grpo":
-        out.data["reward_funcs"] = _reward_funcs(list(plan.recipe.trainer.reward_funcs))
+    rewards = getattr(plan.recipe.trainer, "reward_funcs", None)
+    if rewards:  # GRPO / RLOO: their script arguments
+        out.data["reward_funcs"] = _reward_funcs(list(rewards))
     output = plan.recipe.output
     if output.push_to_hub:
         out.data.update(push_to_hub=True, hub_model_id=output.hub_model_id)
