@@ -18,6 +18,7 @@ from trl import get_peft_config, get_quantization_config
 
 from peftrun import build_peft_config, build_quantization_config, build_training_args, load_recipe, resolve
 from peftrun.interop.export_trl import export_trl
+from tests.interop.contract import takes
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["qlora-llama", "dpo-lora", "grpo-lora", "reward-lora", "rslora", "dora", "lora-8bit", "sft-lora-qwen2",
@@ -138,3 +139,29 @@ def test_trl_sft_trains_from_the_exported_config(tmp_path: Path, monkeypatch: py
                      for n, _ in model.named_modules() if n.endswith("lora_A.default")}
     assert adapted_names == {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}
     assert saved.r == 4 and saved.lora_alpha == 32
+
+
+def test_kto_exports_to_trl_kto_once_peftrun_runs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not takes("trainer.type", "kto"):
+        pytest.skip("this peftrun has no KTO trainer yet (trainer.type: kto is on the recipe's contract)")
+    monkeypatch.chdir(tmp_path)
+    plan = resolve(load_recipe({"name": "k", "model": {"name_or_path": "org/m"}, "peft": {"method": "lora"},
+                                "trainer": {"type": "kto", "undesirable_weight": 1.5}, "dataset": {"path": "org/d"}}))
+    exported, (_script, config, model_args, _mixture, _rest) = parsed(tmp_path, plan)
+    assert exported.command == "kto" and config.undesirable_weight == 1.5
+    assert config.to_dict() == build_training_args(plan).to_dict()
+    same_lora(build_peft_config(plan), get_peft_config(model_args))
+
+
+def test_named_templates_and_special_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pad / eos go to the SFT config's own fields; a named template and added tokens are listed."""
+    tokens = {"pad_token": "<pad>", "additional": ["<tool>"]}
+    if not (takes("model.chat_template", "chatml") and takes("model.special_tokens", tokens)):
+        pytest.skip("this peftrun has no named templates / special tokens yet (on the recipe's contract)")
+    monkeypatch.chdir(tmp_path)
+    plan = resolve(load_recipe({"name": "t", "model": {"name_or_path": "org/m", "chat_template": "chatml",
+                                                        "special_tokens": tokens},
+                                "trainer": {"type": "sft"}, "peft": {"method": "lora"}, "dataset": {"path": "org/d"}}))
+    exported, (_script, config, _model_args, _mixture, _rest) = parsed(tmp_path, plan)
+    assert config.pad_token == "<pad>"
+    assert {"model.chat_template", "model.special_tokens.additional"} <= set(exported.not_expressible)
