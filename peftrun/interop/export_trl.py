@@ -189,7 +189,8 @@ def _dataset(plan: Plan, out: Exported) -> None:
     elif evaluation is not None and evaluation.split is not None and "datasets" not in out.data:
         out.data["dataset_test_split"] = evaluation.split
     elif evaluation is not None:
-        out.not_expressible["dataset.eval"] = "TRL's scripts evaluate on a split of the training dataset only"
+        out.not_expressible["dataset.eval"] = "TRL's scripts evaluate on a split of the training dataset only: " \
+                                              "evaluation is off in this config (eval_strategy: no)"
 
 
 def _reward_funcs(names: list[str]) -> list[str]:
@@ -252,5 +253,7 @@ def export_trl(plan: Plan) -> Exported:
                                             f"not {plan.peft_method}")
     _dataset(plan, out)
     _trainer(plan, out)
+    if "dataset.eval" in out.not_expressible:
+        out.data["eval_strategy"] = "no"  # else TRL's script looks for a `test` split that is not there
     _launch(plan, out)
     return out

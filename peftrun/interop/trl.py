@@ -9,6 +9,7 @@ trl/scripts/{sft,dpo,grpo,kto,reward,rloo}.py (what each command builds).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from peftrun.interop.convert import not_carried_when_on, source_entry, trainer_field, write_sources
@@ -39,9 +40,28 @@ def _peft(key: str) -> Any:
                 tr.noop(key, "use_peft is off: TRL trains no adapter")
             return {}
         if key == "lora_target_modules":
-            return {"peft.target_modules": "qv" if value is None else [value] if isinstance(value, str) else value}
+            return {"peft.target_modules": _targets(value, tr)}
         return {_PEFT_NAMES[key]: value}
     return convert
+
+
+SUFFIX_REGEX = re.compile(r"^\(\.\*\\\.\)\?(\w+)$")  # `(.*\.)?q_proj`: what a list entry means to PEFT
+
+
+def _targets(value: Any, tr: Translation) -> Any:
+    """ModelConfig's lora_target_modules as the recipe's: unset = PEFT's per-architecture default (qv), a one-item
+    list is a string to PEFT (ModelConfig.__post_init__): all-linear, or a full-match regex."""
+    names = [value] if isinstance(value, str) else value
+    if names is None:
+        return "qv"
+    if len(names) != 1:
+        return list(names)
+    match = SUFFIX_REGEX.match(names[0])
+    if names[0] == "all-linear" or match:
+        return "all-linear" if names[0] == "all-linear" else [match.group(1)]
+    tr.skip("lora_target_modules", f"{names[0]!r}: one name reaches PEFT as a full-match regex in TRL (it adapts "
+                                   "only a module whose whole name is that); written as a module name")
+    return list(names)
 
 
 _PEFT_NAMES = {"lora_r": "peft.r", "lora_alpha": "peft.lora_alpha", "lora_dropout": "peft.lora_dropout",
