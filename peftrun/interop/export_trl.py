@@ -82,9 +82,10 @@ def _template(plan: Plan, out: Exported) -> None:
         out.data["chat_template_path"] = template
         return
     shipped = SHIPPED_TEMPLATES / f"{template}.jinja"
-    hint = f" (peftrun's is {shipped}: copy it and set chat_template_path)" if shipped.is_file() else ""
-    out.not_expressible["model.chat_template"] = f"{template}: TRL's {plan.trainer_type} config takes no " \
-                                                 f"named template{hint}"
+    hint = f" (peftrun's file: {shipped}; copy it and set chat_template_path)" if shipped.is_file() else ""
+    where = "a .jinja path (chat_template_path)" if "chat_template_path" in _trl_fields(plan) else "no template"
+    out.not_expressible["model.chat_template"] = f"{template}: TRL's {plan.trainer_type} config takes {where}, " \
+                                                 f"not peftrun's template names{hint}"
 
 
 def _special_tokens(plan: Plan, out: Exported) -> None:
@@ -191,6 +192,9 @@ def _dataset(plan: Plan, out: Exported) -> None:
     elif evaluation is not None:
         out.not_expressible["dataset.eval"] = "TRL's scripts evaluate on a split of the training dataset only: " \
                                               "evaluation is off in this config (eval_strategy: no)"
+    if getattr(dataset, "interleave", None):
+        out.not_expressible["dataset.interleave"] = "TRL's CLI concatenates a mixture (its `fraction` caps " \
+                                                    "shares, it does not interleave)"
 
 
 def _reward_funcs(names: list[str]) -> list[str]:

@@ -25,15 +25,17 @@ def test_a_recipe_comes_back_from_trl_unchanged(name: str, tmp_path: Path, monke
     (tmp_path / "trl.yaml").write_text(exported.text(name))
     (tmp_path / "run.sh").write_text(f"trl {exported.command} --config trl.yaml\n")
     back = import_config(tmp_path / "run.sh")[0].plan
-    assert back.recipe.peft == plan.recipe.peft
+    listed = set(exported.not_expressible)  # what TRL's CLI cannot say does not come back, and is listed
+    if not any(key.startswith("peft.") for key in listed):
+        assert back.recipe.peft == plan.recipe.peft
     if "quantization.compute_dtype" not in exported.not_expressible:
         assert quantization_kwargs(back) == quantization_kwargs(plan)
-    skipped = {"output_dir", "seed"} | ({"eval_strategy"} if "dataset.eval" in exported.not_expressible else set())
+    skipped = {"output_dir", "seed"} | ({"eval_strategy"} if "dataset.eval" in listed else set())
     assert {k: getattr(back.recipe.trainer, k) for k in plan.training_args if k not in skipped} == \
         {k: v for k, v in plan.training_args.items() if k not in skipped}
     assert (back.recipe.output.dir, back.recipe.seed) == (plan.recipe.output.dir, plan.recipe.seed)
     assert back.recipe.model.name_or_path == plan.recipe.model.name_or_path
-    if "dataset.eval" in exported.not_expressible:  # listed: evaluation is off in the TRL config
+    if "dataset.eval" in listed:  # evaluation is off in the TRL config
         assert back.recipe.dataset.eval is None and back.recipe.trainer.eval_strategy == "no"
-    else:
+    elif not any(key.startswith("dataset.") for key in listed):
         assert back.recipe.dataset == plan.recipe.dataset
