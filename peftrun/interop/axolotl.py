@@ -330,6 +330,7 @@ KEYS = (
         _eval_strategy, default=None),
     Key("save_strategy", "trainer.save_strategy", default="epoch"),
     Key("save_total_limit", "trainer.save_total_limit", default=4),
+    Key("dataset_processes", "trainer.dataset_num_proc"),
     Key("sequence_len", "trainer.max_length", default=512),
     Key("sample_packing", "trainer.packing"),
     Key("train_on_inputs", "trainer.completion_only_loss", "true -> false (loss on the prompt too)",

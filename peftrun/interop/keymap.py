@@ -166,7 +166,7 @@ def translate(config: Mapping[str, Any], table: Table, base: str = ".") -> Trans
         elif row is not None:
             row.apply(value, tr)
         elif not (table.fallback and table.fallback(key, value, tr)):
-            tr.skip(key, f"not a setting of {table.title} that peftrun's importer knows")
+            tr.skip(key, f"peftrun's importer has no counterpart for this {table.title} setting")
     for row in table.keys:
         if row.default is not UNSET and row.target and not tr.has(row.source):
             row.apply(row.default, tr, default=True)

@@ -72,8 +72,8 @@ def _reject(tr: Translation, problem: Problem) -> bool:
         replacement = tr.fallbacks.pop(path, None)
         value = tr.values.pop(path)
         if replacement is not None:
-            for new_path, value in replacement.items():
-                tr.write(new_path, value, source)
+            for new_path, new_value in replacement.items():
+                tr.write(new_path, new_value, source)
             tr.skip(source, f"only the first is carried, as {', '.join(replacement)}: this peftrun does not take "
                             f"{path} ({problem.message})")
             return True
