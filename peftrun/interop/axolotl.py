@@ -238,6 +238,13 @@ def _hub(value: Any, tr: Translation) -> dict[str, Any]:
     return {"output.hub_model_id": value, "output.push_to_hub": True}
 
 
+def _checkpointing(value: Any, tr: Translation) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"trainer.activation_checkpointing": value}
+    tr.skip("gradient_checkpointing", f"{value}: activation offloading is not in peftrun")
+    return {}
+
+
 def _trl_section(value: Mapping[str, Any], tr: Translation) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, item in value.items():
@@ -335,9 +342,8 @@ KEYS = (
     Key("sample_packing", "trainer.packing"),
     Key("train_on_inputs", "trainer.completion_only_loss", "true -> false (loss on the prompt too)",
         lambda v, tr: {"trainer.completion_only_loss": False} if v else {}),
-    Key("gradient_checkpointing", "trainer.gradient_checkpointing", "offload modes: not carried",
-        lambda v, tr: {"trainer.gradient_checkpointing": v} if isinstance(v, bool)
-        else tr.skip("gradient_checkpointing", f"{v}: activation offloading is not in peftrun") or {}, default=False),
+    Key("gradient_checkpointing", "trainer.activation_checkpointing", "transformers 5's name; offload modes: not "
+        "carried", _checkpointing, default=False),
     Key("seed", "seed"),
     Key("output_dir", "output.dir"),
     Key("hub_model_id", "output.hub_model_id", "and output.push_to_hub: true", _hub),

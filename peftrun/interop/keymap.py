@@ -10,6 +10,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from peftrun.recipe.migrations import CHANGES
+
+RENAMED = {change.old: change for change in CHANGES if not change.ratio}  # ratio renames need a value check
+
 
 class _Unset:
     def __repr__(self) -> str:
@@ -48,7 +52,13 @@ class Translation:
         return self.get(key, UNSET) is not UNSET
 
     def write(self, path: str, value: Any, source: str, *, default: bool = False) -> None:
-        """Write `value` at a peftrun path; a written value wins over a tool default."""
+        """Write `value` at a peftrun path (a name the libraries retired becomes its successor, from the
+        migration registry); a written value wins over a tool default."""
+        change = RENAMED.get(path)
+        if change is not None and change.new is None:
+            self.skip(source, f"{path}: {change.hint()}")
+            return
+        path = change.new if change is not None and change.new else path
         if default and path in self.values:
             return
         self.values[path] = value

@@ -289,8 +289,8 @@ KEYS = (
     Key("gradient_accumulation_steps", "trainer.gradient_accumulation_steps", default=1),
     Key("lr_scheduler_type", "trainer.lr_scheduler_type", default="linear"),
     Key("warmup_ratio", "trainer.warmup_steps", "a fraction below 1 (transformers 5 reads it as a ratio)"),
-    Key("disable_gradient_checkpointing", "trainer.gradient_checkpointing", "true -> false (LLaMA-Factory "
-        "checkpoints by default)", lambda v, tr: {"trainer.gradient_checkpointing": not v}, default=False),
+    Key("disable_gradient_checkpointing", "trainer.activation_checkpointing", "true -> false (LLaMA-Factory "
+        "checkpoints by default)", lambda v, tr: {"trainer.activation_checkpointing": not v}, default=False),
     Key("deepspeed", "launch", "strategy deepspeed, zero_stage and offloads from the JSON file",
         lambda v, tr: deepspeed(v, tr, "deepspeed")),
     Key("output_dir", "output.dir"),

@@ -220,7 +220,7 @@ KEYS = (
     Key("clip_grad_norm", "trainer.max_grad_norm", "absent / null -> 0 (no clipping)",
         lambda v, tr: {"trainer.max_grad_norm": float(v) if v is not None else 0.0}, default=None),
     Key("dtype", "model.dtype", "bf16 -> bfloat16, fp32 -> float32", lambda v, tr: {"model.dtype": DTYPES.get(v, v)}),
-    Key("enable_activation_checkpointing", "trainer.gradient_checkpointing", default=False),
+    Key("enable_activation_checkpointing", "trainer.activation_checkpointing", default=False),
     Key("enable_activation_offloading", "-", "true: not carried",
         not_carried_when_on("enable_activation_offloading", "activation offloading is not in peftrun")),
     Key("compile", "trainer.torch_compile"),

@@ -36,7 +36,7 @@ CASES: dict[str, dict[str, Any]] = {
         lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}, bnb=None,
         trainer={"type": "sft", "learning_rate": 2e-4, "num_train_epochs": 1.0, "per_device_train_batch_size": 1,
                  "gradient_accumulation_steps": 1, "max_length": 512, "lr_scheduler_type": "cosine",
-                 "warmup_steps": 0.03, "gradient_checkpointing": False, "optim": "adamw_torch_fused",
+                 "warmup_steps": 0.03, "activation_checkpointing": False, "optim": "adamw_torch_fused",
                  "save_strategy": "epoch", "save_total_limit": 4},
         contract={"dataset.format": "alpaca", "model.chat_template": "alpaca"}),
     "axolotl/qlora-chat.yml": dict(
@@ -87,7 +87,7 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"learning_rate": 1e-4, "num_train_epochs": 2.0, "per_device_train_batch_size": 2,
                  "gradient_accumulation_steps": 8, "max_length": 1024, "lr_scheduler_type": "cosine",
                  "warmup_steps": 0.1, "packing": True, "eval_strategy": "steps", "eval_steps": 100,
-                 "save_steps": 100, "gradient_checkpointing": True},
+                 "save_steps": 100, "activation_checkpointing": True},
         eval={"fraction": 0.1}, model={"dtype": "bfloat16", "chat_template": "llama3"},
         contract={"dataset.format": "alpaca"}),
     "llamafactory/qlora-chat.yaml": dict(
@@ -158,7 +158,7 @@ CASES: dict[str, dict[str, Any]] = {
         trainer={"learning_rate": 3e-4, "num_train_epochs": 1, "per_device_train_batch_size": 2,
                  "gradient_accumulation_steps": 8, "max_length": None, "lr_scheduler_type": "cosine",
                  "warmup_steps": 100, "weight_decay": 0.01, "optim": "adamw_torch_fused", "max_grad_norm": 0.0,
-                 "gradient_checkpointing": True, "completion_only_loss": False},
+                 "activation_checkpointing": True, "completion_only_loss": False},
         model={"dtype": "bfloat16", "name_or_path": "/tmp/tiny/"}, contract={"dataset.format": "alpaca"}),
     "torchtune/qlora-chat.yaml": dict(
         lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["q_proj", "k_proj", "v_proj",
