@@ -12,6 +12,7 @@ from peftrun.errors import Problem, RecipeError
 from peftrun.interop.keymap import Translation
 from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
 
@@ -43,7 +44,7 @@ def _order(path: str) -> tuple[int, int]:
 
 def nest(values: dict[str, Any], name: str) -> dict[str, Any]:
     """Dotted paths -> a recipe mapping, sections in the recipe's own order (discriminators first)."""
-    data: dict[str, Any] = {"name": name}
+    data: dict[str, Any] = {"schema_version": CURRENT_SCHEMA_VERSION, "name": name}
     for path in sorted(values, key=_order):
         node = data
         *parents, leaf = path.split(".")
