@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from peftrun.interop.keymap import Convert, Translation
+from peftrun.interop.keymap import RENAMED, Convert, Translation
 
 # Chat template names the recipe's `model.chat_template` takes (the data contract), by the names tools use.
 TEMPLATE_NAMES = {
@@ -135,8 +135,9 @@ def trainer_fields() -> frozenset[str]:
 
 
 def trainer_field(key: str, value: Any, tr: Translation) -> bool:
-    """A key that is a TRL (transformers) training argument by the same name goes to `trainer.<key>`."""
-    if key not in trainer_fields():
+    """A key that is a TRL (transformers) training argument by the same name goes to `trainer.<key>` (an older
+    name of one, e.g. max_seq_length, to its current name)."""
+    if key not in trainer_fields() and f"trainer.{key}" not in RENAMED:
         return False
     tr.write(f"trainer.{key}", number(value) if key == "learning_rate" else value, key)
     return True

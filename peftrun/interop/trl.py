@@ -158,6 +158,7 @@ KEYS = (
     Key("streaming", "-", "true: not carried", not_carried_when_on("streaming", FULL_LOAD)),
     Key("ignore_bias_buffers", "-", "true: not carried",
         not_carried_when_on("ignore_bias_buffers", "a DDP workaround peftrun does not apply")),
+    Key("warmup_ratio", "trainer.warmup_steps", "a fraction below 1 (transformers 5 reads it as a ratio)"),
     Key("reward_funcs", "trainer.reward_funcs", "TRL's registry names -> trl.rewards:<name>; a.b.f -> a.b:f",
         _reward_funcs),
     Key("reward_model_name_or_path", reason="peftrun's GRPO takes reward functions, not a reward model"),

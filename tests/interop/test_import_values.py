@@ -249,3 +249,17 @@ def test_contract_objectives_are_carried_once_peftrun_runs_them(name: str, tmp_p
         oft = lora_kwargs(plan)
         assert (plan.recipe.peft.method, oft["oft_block_size"], oft["target_modules"]) == ("oft", 16,
                                                                                           ["q_proj", "v_proj"])
+
+
+def test_names_the_libraries_retired_are_written_as_their_successors(tmp_path: Path) -> None:
+    """An older TRL config (max_seq_length, warmup_ratio, gradient_checkpointing) imports under today's names;
+    a removed setting (max_prompt_length) is listed with the migration registry's reason."""
+    config = tmp_path / "old.yaml"
+    config.write_text("model_name_or_path: org/m\ndataset_name: org/d\nuse_peft: true\nmax_seq_length: 512\n"
+                      "warmup_ratio: 0.1\ngradient_checkpointing: false\nmax_prompt_length: 128\n")
+    result, _ = import_config(config, "trl")
+    trainer = result.plan.recipe.trainer
+    assert (trainer.max_length, trainer.warmup_steps, trainer.activation_checkpointing) == (512, 0.1, False)
+    assert result.translation.not_carried == {
+        "max_prompt_length": "trainer.max_prompt_length: TRL 1.0 removed it: prompts are no longer truncated on "
+                             "their own; shorten them in the data or rely on max_length"}
