@@ -14,6 +14,7 @@ from peftrun.errors import RecipeError
 from peftrun.interop.importer import import_config
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe import objects
+from peftrun.recipe.migrations import CHANGES
 from peftrun.recipe.objects import quantization_kwargs
 from tests.interop.contract import carried_or_listed, takes
 
@@ -260,6 +261,5 @@ def test_names_the_libraries_retired_are_written_as_their_successors(tmp_path: P
     result, _ = import_config(config, "trl")
     trainer = result.plan.recipe.trainer
     assert (trainer.max_length, trainer.warmup_steps, trainer.activation_checkpointing) == (512, 0.1, False)
-    assert result.translation.not_carried == {
-        "max_prompt_length": "trainer.max_prompt_length: TRL 1.0 removed it: prompts are no longer truncated on "
-                             "their own; shorten them in the data or rely on max_length"}
+    removed = next(c for c in CHANGES if c.old == "trainer.max_prompt_length")
+    assert result.translation.not_carried == {"max_prompt_length": f"trainer.max_prompt_length: {removed.hint()}"}
