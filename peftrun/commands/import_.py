@@ -15,7 +15,8 @@ from peftrun.interop.importer import import_config
 from peftrun.interop.sources import TOOLS
 from peftrun.interop.writer import Imported
 
-HELP = "turn an Axolotl, LLaMA-Factory, TRL or torchtune config into a peftrun recipe"
+HELP = ("turn an Axolotl, LLaMA-Factory, TRL or torchtune config into a peftrun recipe; exit 0 all carried, "
+        "9 written with settings not carried (listed), 2 refused")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
