@@ -151,7 +151,11 @@ def _chat_template(value: Any, tr: Translation) -> dict[str, Any]:
         tr.skip("chat_template", "an inline jinja template (chat_template_jinja): save it as a .jinja file and "
                                  "set model.chat_template to its path")
         return {}
-    return template_name(str(value).removeprefix("tokenizer_default_fallback_"), tr, "chat_template")
+    if str(value).startswith("tokenizer_default_fallback_"):
+        tr.skip("chat_template", f"{value}: peftrun uses the tokenizer's own template unless one is named; left "
+                                 "unset (name the fallback in model.chat_template if the tokenizer has none)")
+        return {}
+    return template_name(str(value), tr, "chat_template")
 
 
 def _fsdp(value: Any, tr: Translation) -> dict[str, Any]:

@@ -13,10 +13,9 @@ from peftrun.interop.keymap import RENAMED, Convert, Translation
 
 # Chat template names the recipe's `model.chat_template` takes (the data contract), by the names tools use.
 TEMPLATE_NAMES = {
-    "chatml": "chatml", "llama2": "llama2", "llama3": "llama3", "llama3_2": "llama3", "llama-3": "llama3",
-    "mistral": "mistral", "mistral_v1": "mistral", "gemma": "gemma", "gemma2": "gemma", "phi3": "phi3",
-    "phi_3": "phi3", "phi": "phi3", "qwen3": "qwen3", "qwen_25": "chatml", "qwen2": "chatml", "qwen": "chatml",
-    "zephyr": "zephyr", "alpaca": "alpaca",
+    "chatml": "chatml", "llama2": "llama2", "llama3": "llama3", "mistral": "mistral", "gemma": "gemma",
+    "phi_3": "phi3", "phi3": "phi3", "qwen3": "qwen3", "qwen3_nothink": "qwen3-no-thinking", "zephyr": "zephyr",
+    "alpaca": "alpaca",
 }
 
 

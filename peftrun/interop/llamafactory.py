@@ -105,8 +105,7 @@ def _attention(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def _template(value: Any, tr: Translation) -> dict[str, Any]:
-    name = str(value).removesuffix("_nothink")
-    return template_name(name, tr, "template")
+    return template_name(str(value), tr, "template")
 
 
 def _info(tr: Translation) -> dict[str, Any] | None:
@@ -259,7 +258,7 @@ KEYS = (
         "dtype)", _dtype, default=False),
     Key("fp16", "model.dtype", "with bf16", _dtype),
     Key("pure_bf16", "model.dtype", "with bf16", _dtype),
-    Key("template", "model.chat_template", "a named template (the _nothink suffix dropped)", _template),
+    Key("template", "model.chat_template", "a named template (qwen3_nothink -> qwen3-no-thinking)", _template),
     Key("dataset", "dataset.path / dataset.sources", "names resolved through dataset_dir/dataset_info.json "
         "(file_name, hf_hub_url, formatting, columns, tags)", _dataset),
     Key("eval_dataset", "dataset.eval.path", convert=_eval_dataset),
