@@ -61,8 +61,9 @@ class Translation:
         path = change.new if change is not None and change.new else path
         if default and path in self.values:
             return
+        if path not in self.values or path in self.explicit:
+            self.origin[path] = source  # the first setting that wrote it names it
         self.values[path] = value
-        self.origin[path] = source
         if default:
             self.explicit.add(path)
         else:

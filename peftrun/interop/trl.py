@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from peftrun.interop.convert import not_carried_when_on, source_entry, trainer_field, write_sources
+from peftrun.interop.convert import deepspeed, not_carried_when_on, source_entry, trainer_field, write_sources
 from peftrun.interop.keymap import Key, Table, Translation, translate
 from peftrun.interop.sources import Source
 
@@ -122,6 +122,30 @@ def _hub(value: Any, tr: Translation) -> dict[str, Any]:
     return {"output.hub_model_id": value}
 
 
+def _fsdp(value: Any, tr: Translation) -> dict[str, Any]:
+    options = value.split() if isinstance(value, str) else list(value or [])
+    if not options or options == ["no"]:
+        return {}
+    config = tr.get("fsdp_config") or {}
+    for key in sorted(set(config) - {"offload_params", "fsdp_offload_params"}):
+        tr.skip(f"fsdp_config.{key}", "peftrun's FSDP launch sets this itself (see docs/launch.md)")
+    offload = "offload" in options or bool(config.get("offload_params") or config.get("fsdp_offload_params"))
+    return {"launch.strategy": "fsdp", "launch.offload_params": offload}
+
+
+def _accelerate_config(value: Any, tr: Translation) -> dict[str, Any]:
+    preset = str(value)
+    if preset in ("zero1", "zero2", "zero3"):
+        return {"launch.strategy": "deepspeed", "launch.zero_stage": int(preset[-1])}
+    if preset in ("fsdp1", "fsdp2"):
+        if preset == "fsdp2":
+            tr.skip("accelerate_config", "fsdp2: peftrun's FSDP launch is FSDP1")
+        return {"launch.strategy": "fsdp"}
+    if preset in ("multi_gpu", "single_gpu"):
+        return {"launch.strategy": "ddp"}
+    return {"launch.accelerate_config": preset}
+
+
 KEYS = (
     Key("model_name_or_path", "model.name_or_path"),
     Key("model_revision", "model.revision", "main -> unset",
@@ -168,8 +192,13 @@ KEYS = (
     Key("hub_model_id", "output.hub_model_id", convert=_hub),
     Key("model_init_kwargs", reason="peftrun's `model` section says how the model loads"),
     Key("resume_from_checkpoint", reason="run `peftrun RECIPE --resume`"),
-    Key("fsdp", reason="use launch.strategy: fsdp (TRL's fsdp strings are not read)"),
-    Key("deepspeed", reason="use launch.strategy: deepspeed"),
+    Key("fsdp", "launch", "full_shard / shard_grad_op ... -> strategy fsdp; offload -> offload_params", _fsdp),
+    Key("fsdp_config", "launch", "with fsdp", lambda v, tr: _fsdp(tr.get("fsdp") or "full_shard", tr)),
+    Key("deepspeed", "launch", "strategy deepspeed, zero_stage and offloads from the JSON file",
+        lambda v, tr: deepspeed(v, tr, "deepspeed")),
+    Key("accelerate_config", "launch", "TRL's presets: zero1-3 -> deepspeed, fsdp1 / fsdp2 -> fsdp, multi_gpu -> "
+        "ddp; a file -> launch.accelerate_config", _accelerate_config),
+    Key("num_processes", "launch.num_processes", "passed to accelerate launch"),
 )
 IGNORED = {"env": "environment variables for the run: set them in the shell"}
 

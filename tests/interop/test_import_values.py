@@ -150,6 +150,14 @@ CASES: dict[str, dict[str, Any]] = {
         lora={"r": 8, "lora_alpha": 16, "lora_dropout": 0.05, "target_modules": None, "task_type": "SEQ_CLS"},
         bnb=None, trainer={"type": "reward", "center_rewards_coefficient": 0.01, "num_train_epochs": 1,
                            "learning_rate": 1e-4}),
+    "trl/fsdp.sh": dict(
+        lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ALL_LINEAR}, bnb=None,
+        trainer={"per_device_train_batch_size": 1, "gradient_accumulation_steps": 4, "learning_rate": 2e-4},
+        launch={"strategy": "fsdp", "offload_params": True, "num_processes": 4}, complete=True),
+    "trl/zero3.yaml": dict(
+        lora={"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": None}, bnb=nf4("bfloat16"),
+        trainer={"learning_rate": 2e-5}, launch={"strategy": "deepspeed", "zero_stage": 3, "num_processes": 8},
+        model={"dtype": "bfloat16"}, complete=True),
     "trl/unsupported.yaml": dict(
         lora=None, bnb=None, trainer={"type": "sft", "learning_rate": 2e-5}, eval={"fraction": 0.1},
         not_carried={"dataset_streaming", "datasets[1].columns", "model_init_kwargs", "not_a_trl_field",

@@ -35,6 +35,10 @@ def test_a_recipe_comes_back_from_trl_unchanged(name: str, tmp_path: Path, monke
         {k: v for k, v in plan.training_args.items() if k not in skipped}
     assert (back.recipe.output.dir, back.recipe.seed) == (plan.recipe.output.dir, plan.recipe.seed)
     assert back.recipe.model.name_or_path == plan.recipe.model.name_or_path
+    if not any(key.startswith("launch.") for key in listed) and plan.recipe.launch.accelerate_config is None:
+        keep = ("strategy", "num_processes", "zero_stage", "offload_params")
+        assert [getattr(back.recipe.launch, k, None) for k in keep] == [getattr(plan.recipe.launch, k, None)
+                                                                         for k in keep]
     if "dataset.eval" in listed:  # evaluation is off in the TRL config
         assert back.recipe.dataset.eval is None and back.recipe.trainer.eval_strategy == "no"
     elif not any(key.startswith("dataset.") for key in listed):
