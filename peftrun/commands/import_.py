@@ -48,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(imported.text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {args.output} (`peftrun explain {args.output}` shows every value and its source)",
+              file=sys.stderr)
     print("\n".join(report(imported)), file=sys.stderr)
     return 0 if imported.complete else NotCarried.exit_code
