@@ -11,18 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from peftrun.interop.convert import (
-    deepspeed,
-    dtype_of,
-    number,
-    per_epoch,
-    source_entry,
-    template_name,
-    to,
-    trainer_field,
-    when_true,
-    write_sources,
-)
+from peftrun.interop.axolotl_data import datasets, test_datasets
+from peftrun.interop.convert import deepspeed, dtype_of, number, per_epoch, template_name, to, trainer_field, when_true
 from peftrun.interop.keymap import Key, Table, Translation, translate
 from peftrun.interop.sources import Source
 
@@ -39,13 +29,6 @@ CITED = (
 )
 RL_TYPES: dict[str, tuple[str, Any]] = {"dpo": ("dpo", None), "ipo": ("dpo", ["ipo"]), "kto": ("kto", None),
                                         "grpo": ("grpo", None), "orpo": ("orpo", None), "simpo": ("cpo", "simpo")}
-# Axolotl's preference / KTO prompt strategies `<template>.<strategy>` (prompt_strategies/{dpo,kto}/chatml.py):
-# the fields they read, as the recipe's format mapping (the template's turns rendered by model.chat_template).
-RL_STRATEGIES: dict[str, dict[str, Any]] = {
-    "intel": {"system": "system", "prompt": "{question}", "chosen": "{chosen}", "rejected": "{rejected}"},
-    "prompt_pairs": {"system": "system", "prompt": "{prompt}", "chosen": "{chosen}", "rejected": "{rejected}"},
-    "argilla": {"system": "system", "prompt": "{instruction}", "completion": "{completion}", "label": "label"},
-}
 AUTO_CLASSES = ("AutoModelForCausalLM", "AutoTokenizer")
 
 
@@ -176,68 +159,6 @@ def _deepspeed(value: Any, tr: Translation) -> dict[str, Any]:
     return deepspeed(value, tr, "deepspeed")
 
 
-def _dataset(entry: Mapping[str, Any], index: int, tr: Translation, key: str) -> dict[str, Any] | None:
-    kind = entry.get("type")
-    fmt: Any = None
-    if kind in ("alpaca", "sharegpt"):
-        fmt = kind
-    elif kind == "chat_template":
-        fmt = _message_format(entry)
-    elif kind == "completion":
-        fmt = None if entry.get("field", "text") == "text" else {"text": entry["field"]}
-    elif isinstance(kind, str) and kind.split(".")[-1] in RL_STRATEGIES and kind.split(".")[0] in ("chatml", "llama3"):
-        fmt = {**RL_STRATEGIES[kind.split(".")[-1]], "chat": True}
-        if not tr.get("chat_template"):
-            tr.write("model.chat_template", kind.split(".")[0], f"{key}[{index}].type")
-    elif kind is not None:
-        tr.skip(f"{key}[{index}].type", f"Axolotl prompt strategy {kind!r}: peftrun reads TRL's standard columns "
-                                        "(or named formats); check the data's columns and set dataset.columns")
-    known = {"path", "type", "split", "name", "data_files", "ds_type", "field_messages", "message_property_mappings",
-             "message_field_role", "message_field_content", "roles", "field"}
-    for extra in sorted(set(entry) - known):
-        tr.skip(f"{key}[{index}].{extra}", "not carried by peftrun's importer")
-    path = entry.get("data_files") if entry.get("data_files") and entry.get("path") in ("json", "csv", "parquet") \
-        else entry.get("path")
-    if not path:
-        tr.skip(f"{key}[{index}]", "a dataset without a path")
-        return None
-    if isinstance(fmt, dict) and set(fmt) == {"text"}:
-        return source_entry(path, split=entry.get("split"), name=entry.get("name"), columns=fmt)
-    return source_entry(path, split=entry.get("split"), name=entry.get("name"), format=fmt)
-
-
-def _message_format(entry: Mapping[str, Any]) -> Any:
-    """Axolotl's chat_template dataset fields as the recipe's format mapping (none when already TRL's)."""
-    props = dict(entry.get("message_property_mappings") or {})
-    role = entry.get("message_field_role") or props.get("role", "role")
-    content = entry.get("message_field_content") or props.get("content", "content")
-    messages = entry.get("field_messages", "messages")
-    roles = {alias: name for name, aliases in (entry.get("roles") or {}).items() for alias in aliases if alias != name}
-    if (messages, role, content, roles) == ("messages", "role", "content", {}):
-        return None
-    return {"messages": messages, "role": role, "content": content, **({"roles": roles} if roles else {})}
-
-
-def _datasets(value: Any, tr: Translation) -> dict[str, Any]:
-    entries = [e for i, d in enumerate(value or []) if (e := _dataset(d, i, tr, "datasets")) is not None]
-    write_sources(tr, "datasets", entries)
-    kinds = [d.get("type") for d in value or []]
-    if kinds and all(k == "alpaca" for k in kinds) and not tr.get("chat_template"):
-        tr.write("model.chat_template", "alpaca", "datasets")  # Axolotl's alpaca type renders Alpaca's prompt
-    if kinds and all(k == "chat_template" for k in kinds) and not tr.get("train_on_inputs"):
-        # Axolotl's chat_template strategy trains on assistant turns only (roles_to_train: [assistant])
-        return {"trainer.assistant_only_loss": True}
-    return {}
-
-
-def _test_datasets(value: Any, tr: Translation) -> dict[str, Any]:
-    entries = [e for i, d in enumerate(value or []) if (e := _dataset(d, i, tr, "test_datasets")) is not None]
-    if len(entries) != 1 or set(entries[0]) - {"path"}:
-        tr.skip("test_datasets", "peftrun's dataset.eval takes one path (no format or split of its own)")
-        return {}
-    return {"dataset.eval": {"path": entries[0]["path"]}}
-
-
 def _hub(value: Any, tr: Translation) -> dict[str, Any]:
     return {"output.hub_model_id": value, "output.push_to_hub": True}
 
@@ -357,8 +278,8 @@ KEYS = (
     Key("chat_template", "model.chat_template", "a named template; tokenizer_default -> unset", _chat_template),
     Key("chat_template_jinja", reason="an inline template: save it as a .jinja file, set model.chat_template"),
     Key("datasets", "dataset.path / dataset.sources", "type alpaca / sharegpt -> format; chat_template -> format "
-        "mapping (field_messages, role/content keys, roles)", _datasets),
-    Key("test_datasets", "dataset.eval.path", convert=_test_datasets),
+        "mapping (field_messages, role/content keys, roles)", datasets),
+    Key("test_datasets", "dataset.eval.path", convert=test_datasets),
     Key("rl", "trainer.type", "dpo, kto, grpo, orpo; ipo -> dpo with loss_type [ipo]; absent: sft", _rl, default=None),
     Key("rl_beta", "trainer.beta"),
     Key("trl", "trainer.*", "beta, num_generations, max_completion_length, ...; reward_funcs a.b.f -> a.b:f",
