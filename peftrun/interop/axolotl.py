@@ -25,6 +25,9 @@ CITED = (
     "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/loaders/model.py",
     "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/core/builders/base.py",
     "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/utils/config/__init__.py",
+    "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/prompt_strategies/chat_template.py",
+    "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/prompt_strategies/dpo/chatml.py",
+    "https://github.com/axolotl-ai-cloud/axolotl/blob/main/src/axolotl/prompt_strategies/kto/chatml.py",
     "https://docs.axolotl.ai/docs/config-reference.html",
 )
 RL_TYPES: dict[str, tuple[str, Any]] = {"dpo": ("dpo", None), "ipo": ("dpo", ["ipo"]), "kto": ("kto", None),
