@@ -20,8 +20,9 @@ HELP = ("turn an Axolotl, LLaMA-Factory, TRL or torchtune config into a peftrun 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="a config (YAML), an Axolotl model card (README.md), "
-                        "a LLaMA-Factory training_args.yaml, or a file holding a `trl <command> ...` line")
+    parser.add_argument("source", type=Path, help="a config (YAML), an Axolotl model card (README.md), a "
+                        "LLaMA-Factory training_args.yaml, a run or model directory holding one of those two, or a "
+                        "file holding a `trl <command> ...` line")
     parser.add_argument("-o", "--output", type=Path, help="write the recipe here (default: stdout)")
     parser.add_argument("--from", dest="tool", choices=TOOLS, help="the source tool (default: detected from the keys)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --output file")

@@ -21,6 +21,7 @@ def recipe_name(path: Path) -> str:
 def import_config(path: Path, tool: str | None = None) -> tuple[Imported, str]:
     """The recipe for the config at `path` and a line saying how its tool was chosen."""
     source = read_source(path)
+    path = source.path
     if tool is None:
         tool, evidence = detect(source)
         how = f"detected {TITLES[tool]} ({source.form}) from: {', '.join(evidence[:6])}"

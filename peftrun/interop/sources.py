@@ -100,8 +100,17 @@ def _command_line(text: str, path: Path) -> Source:
     return Source(config, path, "command line", command, "trl", (f"trl {command}",))
 
 
+RUN_FILES = ("training_args.yaml", "README.md")  # what a LLaMA-Factory run / an Axolotl model repo leaves
+
+
 def read_source(path: Path) -> Source:
-    """The config at `path`: YAML, a model card's embedded YAML block, or a `trl <command> ...` line."""
+    """The config at `path`: YAML, a model card's embedded YAML block, or a `trl <command> ...` line; a directory
+    gives its training_args.yaml (a LLaMA-Factory run) or README.md (a model card)."""
+    if path.is_dir():
+        found = [path / name for name in RUN_FILES if (path / name).is_file()]
+        if not found:
+            raise _refuse(path, f"a directory without {' or '.join(RUN_FILES)}: name the config file")
+        path = found[0]
     if not path.is_file():
         raise _refuse(path, "no such file")
     try:

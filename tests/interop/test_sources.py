@@ -57,3 +57,10 @@ def test_unreadable_sources_are_refused(text: str, message: str, tmp_path: Path)
     path.write_text(text)
     with pytest.raises(RecipeError, match=message):
         read_source(path)
+
+
+def test_a_run_directory_gives_its_config(tmp_path: Path) -> None:
+    assert read_source(FIXTURES / "llamafactory" / "run").path.name == "training_args.yaml"
+    assert read_source(FIXTURES / "axolotl").path.name == "README.md"
+    with pytest.raises(RecipeError, match="a directory without training_args.yaml or README.md"):
+        read_source(tmp_path)
