@@ -84,13 +84,26 @@ def parse_command_line(words: list[str]) -> dict[str, Any]:
     return config
 
 
+SCRIPT = re.compile(r"(^|.*[/.])scripts[/.](\w+?)(\.py)?$")  # trl/scripts/sft.py, -m trl.scripts.sft
+
+
+def _command(words: list[str]) -> tuple[int, str]:
+    """Where the TRL command's arguments start, and the command: `trl sft ...` or TRL's script run directly."""
+    for at, word in enumerate(words):
+        if word == "trl" and at + 1 < len(words):
+            return at + 2, words[at + 1]
+        match = SCRIPT.match(word)
+        if match and "trl" in word:
+            return at + 1, match.group(2)
+    return len(words), ""
+
+
 def _command_line(text: str, path: Path) -> Source:
     words = shlex.split(text.replace("\\\n", " "), comments=True)
-    at = words.index("trl")
-    command = words[at + 1] if len(words) > at + 1 else ""
+    start, command = _command(words)
     if command not in TRL_COMMANDS:
         raise _refuse(path, f"`trl {command}`: not a TRL training command peftrun imports ({', '.join(TRL_COMMANDS)})")
-    config = parse_command_line(words[at + 2:])
+    config = parse_command_line(words[start:])
     included = config.pop("config", None)
     if included is not None:
         found = path.parent / str(included)
@@ -101,6 +114,14 @@ def _command_line(text: str, path: Path) -> Source:
 
 
 RUN_FILES = ("training_args.yaml", "README.md")  # what a LLaMA-Factory run / an Axolotl model repo leaves
+
+
+def _is_command_line(text: str) -> bool:
+    """A shell line running `trl <command>` (comments and blank lines before it allowed), not a YAML mapping."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines or re.match(r"\s*[\w.-]+\s*:", lines[0]):
+        return False
+    return bool(re.search(r"(^|[\s/])trl\s+[\w-]+|trl[/.]scripts[/.]\w+", lines[0]))
 
 
 def read_source(path: Path) -> Source:
@@ -117,7 +138,7 @@ def read_source(path: Path) -> Source:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise _refuse(path, f"cannot read it: {exc}") from None
-    if re.search(r"(^|\s)trl\s+\w+", text) and not re.match(r"\s*[\w-]+\s*:", text):
+    if _is_command_line(text):
         return _command_line(text, path)
     if path.suffix.lower() == ".md":
         for block in YAML_BLOCK.findall(text):

@@ -64,3 +64,21 @@ def test_a_run_directory_gives_its_config(tmp_path: Path) -> None:
     assert read_source(FIXTURES / "axolotl").path.name == "README.md"
     with pytest.raises(RecipeError, match="a directory without training_args.yaml or README.md"):
         read_source(tmp_path)
+
+
+def test_a_yaml_whose_comment_names_trl_is_yaml(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("# run with: trl sft --config c.yaml\nmodel_name_or_path: org/m\nuse_peft: true\n")
+    assert read_source(config).form == "YAML config"
+    line = tmp_path / "run.sh"
+    line.write_text("#!/bin/sh\n# QLoRA\nCUDA_VISIBLE_DEVICES=0 trl dpo --model_name_or_path org/m\n")
+    assert read_source(line).trl_command == "dpo"
+
+
+@pytest.mark.parametrize("line", ["accelerate launch --num_processes 2 trl/scripts/grpo.py --beta 0.1",
+                                  "python -m trl.scripts.grpo --beta 0.1"])
+def test_trl_scripts_run_directly_are_read_too(line: str, tmp_path: Path) -> None:
+    path = tmp_path / "run.sh"
+    path.write_text(line + "\n")
+    source = read_source(path)
+    assert (source.trl_command, source.config) == ("grpo", {"beta": 0.1})
