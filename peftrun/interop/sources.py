@@ -87,23 +87,33 @@ def parse_command_line(words: list[str]) -> dict[str, Any]:
 SCRIPT = re.compile(r"(^|.*[/.])scripts[/.](\w+?)(\.py)?$")  # trl/scripts/sft.py, -m trl.scripts.sft
 
 
-def _command(words: list[str]) -> tuple[int, str]:
-    """Where the TRL command's arguments start, and the command: `trl sft ...` or TRL's script run directly."""
+def _command(words: list[str]) -> tuple[int, int, str]:
+    """Where the TRL command is, where its arguments start, and the command: `trl sft ...` or TRL's script run
+    directly."""
     for at, word in enumerate(words):
         if word == "trl" and at + 1 < len(words):
-            return at + 2, words[at + 1]
+            return at, at + 2, words[at + 1]
         match = SCRIPT.match(word)
         if match and "trl" in word:
-            return at + 1, match.group(2)
-    return len(words), ""
+            return at, at + 1, match.group(2)
+    return len(words), len(words), ""
+
+
+def _launcher(words: list[str], at: int) -> dict[str, Any]:
+    """`accelerate launch --num_processes N --config_file F <script>`: the launch settings, by TRL's CLI keys."""
+    if "launch" not in words[:at] or "accelerate" not in words[:at]:
+        return {}
+    given = parse_command_line(words[words.index("launch") + 1:at])
+    names = {"num_processes": "num_processes", "config_file": "accelerate_config"}
+    return {names[k]: v for k, v in given.items() if k in names}
 
 
 def _command_line(text: str, path: Path) -> Source:
     words = shlex.split(text.replace("\\\n", " "), comments=True)
-    start, command = _command(words)
+    at, start, command = _command(words)
     if command not in TRL_COMMANDS:
         raise _refuse(path, f"`trl {command}`: not a TRL training command peftrun imports ({', '.join(TRL_COMMANDS)})")
-    config = parse_command_line(words[start:])
+    config = {**_launcher(words, at), **parse_command_line(words[start:])}
     included = config.pop("config", None)
     if included is not None:
         found = path.parent / str(included)

@@ -81,4 +81,5 @@ def test_trl_scripts_run_directly_are_read_too(line: str, tmp_path: Path) -> Non
     path = tmp_path / "run.sh"
     path.write_text(line + "\n")
     source = read_source(path)
-    assert (source.trl_command, source.config) == ("grpo", {"beta": 0.1})
+    launch = {"num_processes": 2} if line.startswith("accelerate") else {}
+    assert (source.trl_command, source.config) == ("grpo", {**launch, "beta": 0.1})
