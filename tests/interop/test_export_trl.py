@@ -22,7 +22,7 @@ from tests.interop.contract import takes
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["qlora-llama", "dpo-lora", "grpo-lora", "reward-lora", "rslora", "dora", "lora-8bit", "sft-lora-qwen2",
-           "multi-gpu/zero3-qlora", "multi-gpu/ddp-lora"]
+           "multi-gpu/zero3-qlora", "multi-gpu/ddp-lora", "kto-lora", "distillation-lora"]
 
 
 def parsed(tmp_path: Path, plan):  # noqa: ANN001, ANN201
