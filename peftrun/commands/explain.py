@@ -8,7 +8,7 @@ import json
 import yaml
 
 from peftrun.recipe import explain
-from peftrun.recipe.hardware import probe_light
+from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.validation import checked_plan
 
@@ -19,10 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe file")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides (win over the files)")
     parser.add_argument("--format", choices=("table", "yaml", "json"), default="table")
+    add_hardware_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    plan = checked_plan(load_recipe(args.recipe, args.overrides), probe_light())
+    plan = checked_plan(load_recipe(args.recipe, args.overrides), target_hardware(args.gpu, args.gpus))
     if args.format == "table":
         print(explain.as_table(plan))
     elif args.format == "json":
