@@ -131,6 +131,7 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
+    estimate = _estimate(plan) if model is None else None  # checks the recipe's module names before anything loads
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
     data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
@@ -140,8 +141,22 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
     trainer, result, before = _train(plan, args, model, tokenizer, data, rewards, resume_from)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
-        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
+        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock, estimate)
     return run_dir
+
+
+def _estimate(plan: Plan) -> Any:
+    """The memory plan of this run (peftrun.plan); building it checks target_modules & co. on the skeleton."""
+    from peftrun.errors import PeftrunError
+    from peftrun.plan.estimate import estimate
+
+    try:
+        return estimate(plan)
+    except PeftrunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the estimate is a by-product: a run never fails for it
+        print(f"warning: no memory plan for this run ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
 
 
 def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
@@ -178,7 +193,8 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
     return trainer, result, before
 
 
-def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
+def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float,
+            estimate: Any = None) -> None:
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
     from peftrun.train.card import model_card
     from peftrun.train.plot import plot_losses
@@ -204,7 +220,12 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
 
         merged = merge_run(run_dir, run_dir / "merged")
     (run_dir / "README.md").write_text(model_card(plan, summary))
-    rundir.write_manifest(run_dir, _manifest(plan, data, summary, started, merged))
+    manifest = _manifest(plan, data, summary, started, merged)
+    if estimate is not None:
+        from peftrun.plan.measured import memory_record
+
+        manifest["memory"] = memory_record(estimate)
+    rundir.write_manifest(run_dir, manifest)
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run
 
@@ -268,7 +289,12 @@ def print_dry_run(plan: Plan) -> None:
     from peftrun.recipe import explain
     from peftrun.builders import build_peft_config, build_quantization_config, build_training_args
 
+    from peftrun.plan import report
+    from peftrun.plan.estimate import estimate
+
     print(explain.as_table(plan))
+    print("\nplan for this machine:")
+    print(report.as_text(estimate(plan)))
     print("\nobjects:")
     for obj in (build_peft_config(plan), build_quantization_config(plan), build_training_args(plan)):
         if obj is not None:

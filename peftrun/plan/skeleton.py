@@ -1,0 +1,111 @@
+"""The model a plan trains, built on the meta device from its config.json (no weights), with its PEFT method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from peftrun.errors import ModelLoadError
+from peftrun.hub import is_local, offline
+from peftrun.recipe.plan import Plan
+
+
+@dataclass
+class Skeleton:
+    """The base model on the meta device, and the PEFT model around it (None for full fine-tuning)."""
+
+    base: Any
+    peft: Any
+
+    @property
+    def model(self) -> Any:
+        return self.peft if self.peft is not None else self.base
+
+
+def _config_ways(name: str) -> str:
+    return (
+        f"cannot read the config of {name!r}: the plan needs only its config.json. Give it one of these ways: "
+        "model.name_or_path as a local directory with config.json; model.gguf_file naming a GGUF file in that "
+        f"directory (its metadata holds the config); or put it in the Hugging Face cache where the hub is "
+        f"reachable (`hf download {name} config.json`)"
+    )
+
+
+def model_config(plan: Plan) -> Any:
+    """The transformers config of the plan's model: local directory, GGUF metadata or the hub cache."""
+    from transformers import AutoConfig
+
+    model = plan.recipe.model
+    kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
+    if model.gguf_file:
+        kwargs["gguf_file"] = model.gguf_file
+    if model.revision:
+        kwargs["revision"] = model.revision
+    if not is_local(model.name_or_path) and offline():
+        kwargs["local_files_only"] = True
+    try:
+        config = AutoConfig.from_pretrained(model.name_or_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if is_local(model.name_or_path) else "not local and not in the cache"
+        raise ModelLoadError(f"{_config_ways(model.name_or_path)} ({reason})") from None
+    if plan.trainer_type == "reward":
+        config.num_labels = 1
+    if config.pad_token_id is None:
+        config.pad_token_id = 0  # the sequence classifier finds each row's last token by the pad id
+    return config
+
+
+def build_base(plan: Plan, config: Any | None = None) -> Any:
+    """The base model on the meta device, in the plan's dtype, with tied weights tied (as from_pretrained does)."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = config if config is not None else model_config(plan)
+    auto = AutoModelForSequenceClassification if plan.trainer_type == "reward" else AutoModelForCausalLM
+    dtype = getattr(torch, plan.recipe.model.dtype)
+    attn = plan.recipe.model.attn_implementation
+    with init_empty_weights():
+        model = auto.from_config(config, dtype=dtype, trust_remote_code=plan.recipe.model.trust_remote_code,
+                                 **({"attn_implementation": attn} if attn else {}))
+    model.tie_weights()
+    return model
+
+
+def apply_peft(plan: Plan, base: Any) -> Any:
+    """The PEFT model around `base` as the trainer builds it (None for full fine-tuning). PEFT's own errors
+    about the recipe's module names become located recipe errors (peftrun.plan.targets)."""
+    from peft import get_peft_model
+
+    from peftrun.builders import build_peft_config
+    from peftrun.plan.targets import check_targets, peft_refusal
+
+    config = build_peft_config(plan)
+    if config is None:
+        return None
+    check_targets(plan, base)
+    try:
+        model = get_peft_model(base, config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise peft_refusal(plan, base, exc) from None
+    _trainer_casts(plan, model)
+    return model
+
+
+def _trainer_casts(plan: Plan, model: Any) -> None:
+    """The dtype changes TRL and peftrun make to trainable weights of a quantized model: TRL casts them to
+    bfloat16 (except DoRA magnitudes); peftrun puts layers that are not LoRA layers back at the model dtype."""
+    import torch
+
+    if plan.recipe.quantization is None:
+        return
+    model_dtype = getattr(torch, plan.recipe.model.dtype)
+    for name, param in model.named_parameters():
+        if param.requires_grad and "lora_magnitude_vector" not in name:
+            param.data = param.data.to(torch.bfloat16 if "lora_" in name else model_dtype)
+
+
+def build_skeleton(plan: Plan) -> Skeleton:
+    """The plan's model, weightless: base on the meta device and its PEFT model."""
+    base = build_base(plan)
+    return Skeleton(base, apply_peft(plan, base))

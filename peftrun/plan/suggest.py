@@ -1,0 +1,62 @@
+"""When a recipe does not fit: the smallest changes that would, each one re-estimated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from peftrun.plan.estimate import Estimate
+from peftrun.recipe.plan import Plan
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    change: tuple[str, ...]  # key=value overrides (and --gpus N)
+    expected: int  # bytes per device
+    fits: bool
+
+
+def candidates(estimate: Estimate) -> list[tuple[str, ...]]:
+    """Single changes, cheapest first: 4-bit weights, checkpointing, a smaller batch with more accumulation,
+    a shorter length, twice the GPUs with FSDP."""
+    plan, settings = estimate.plan, estimate.settings
+    out: list[tuple[str, ...]] = []
+    if plan.recipe.quantization is None and plan.recipe.peft is not None:
+        out.append(("quantization.bits=4",))
+    if not settings.checkpointing:
+        out.append(("trainer.activation_checkpointing=true",))
+    if settings.batch > 1:
+        accumulation = int(plan.training_args.get("gradient_accumulation_steps", 1) or 1)
+        out.append((f"trainer.per_device_train_batch_size={settings.batch // 2}",
+                    f"trainer.gradient_accumulation_steps={accumulation * 2}"))
+    if settings.trainer != "grpo" and settings.length > 256:
+        out.append((f"trainer.max_length={settings.length // 2}",))
+    if plan.hardware.cuda:
+        gpus = max(plan.hardware.device_count, 1) * 2
+        out.append(("launch.strategy=fsdp", f"launch.num_processes={gpus}", f"--gpus {gpus}"))
+    return out
+
+
+def suggest(estimate: Estimate, replan: Callable[[tuple[str, ...], int | None], Plan],
+            run: Callable[[Plan], Estimate]) -> list[Suggestion]:
+    """Each candidate re-estimated; if none fits alone, the candidates together (in order) until one fits."""
+    found: list[Suggestion] = []
+    combined: tuple[str, ...] = ()
+    for change in candidates(estimate):
+        found.append(_try(change, replan, run))
+        if any(s.fits for s in found):
+            continue
+        combined += change
+    if not any(s.fits for s in found) and len(combined) > 1:
+        found.append(_try(combined, replan, run))
+    return found
+
+
+def _try(change: tuple[str, ...], replan: Callable[[tuple[str, ...], int | None], Plan],
+         run: Callable[[Plan], Estimate]) -> Suggestion:
+    gpus = next((int(c.split()[1]) for c in change if c.startswith("--gpus")), None)
+    overrides = tuple(c for c in change if not c.startswith("--gpus"))
+    result = run(replan(overrides, gpus))
+    return Suggestion(change, result.memory.band["expected"], bool(result.fits))
+
+
