@@ -19,6 +19,7 @@ from peftrun.plan.settings import Settings
 from peftrun.plan.skeleton import Skeleton
 
 FUSED_ATTENTION = "peftrun_fused_attention"
+EAGER_ATTENTION = "peftrun_eager_attention"
 
 
 class LiveBytes:
@@ -32,7 +33,7 @@ class LiveBytes:
         class _Mode(TorchDispatchMode):
             def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
                 out = func(*args, **(kwargs or {}))
-                tracker.track(out)
+                tracker.track(out, (args, kwargs))
                 return out
 
         self.live = 0
@@ -40,12 +41,15 @@ class LiveBytes:
         self._refs: dict[int, Any] = {}
         self._mode = _Mode()
 
-    def track(self, out: Any) -> None:
+    def track(self, out: Any, inputs: Any) -> None:
+        """Count the new storages among an op's outputs: a view or an in-place result shares the storage
+        of an input (a weight's transpose is no allocation), and a storage counts once."""
         import torch
         from torch.utils._pytree import tree_flatten
 
+        given = {id(t.untyped_storage()) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
         for leaf in tree_flatten(out)[0]:
-            if isinstance(leaf, torch.Tensor):
+            if isinstance(leaf, torch.Tensor) and id(leaf.untyped_storage()) not in given:
                 self._add(leaf.untyped_storage())
 
     def _add(self, storage: Any) -> None:
@@ -97,6 +101,23 @@ def _fused_attention_class() -> Any:
     return FusedAttention
 
 
+def _eager(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
+           **kwargs: Any) -> Any:
+    """transformers' eager attention as the models write it (key/value heads repeated, fp32 softmax, the
+    causal mask added), with the causal mask built here: the library builds it with checks the meta device
+    cannot answer."""
+    import torch
+
+    repeat = query.shape[1] // key.shape[1]
+    key = key[:, :, None].expand(-1, -1, repeat, -1, -1).reshape(query.shape[0], -1, *key.shape[2:])
+    value = value[:, :, None].expand(-1, -1, repeat, -1, -1).reshape(query.shape[0], -1, *value.shape[2:])
+    length = query.shape[2]
+    mask = torch.zeros((query.shape[0], 1, length, length), dtype=query.dtype, device=query.device)
+    weights = torch.matmul(query, key.transpose(2, 3)) * (scaling or query.shape[-1] ** -0.5) + mask
+    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
 def _register_attention() -> None:
     from transformers import AttentionInterface
 
@@ -106,6 +127,7 @@ def _register_attention() -> None:
         return function.apply(query, key, value), None
 
     AttentionInterface.register(FUSED_ATTENTION, attention)
+    AttentionInterface.register(EAGER_ATTENTION, _eager)
 
 
 @dataclass(frozen=True)
@@ -119,9 +141,9 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any) -
     from trl.trainer.utils import add_fused_lm_head
 
     model, base = skeleton.model, skeleton.base
-    if attn != "eager":
+    if next(base.parameters()).device.type == "meta":  # a real model keeps its kernels
         _register_attention()
-        base.set_attn_implementation(FUSED_ATTENTION)
+        base.set_attn_implementation(EAGER_ATTENTION if attn == "eager" else FUSED_ATTENTION)
     if settings.checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if skeleton.peft is not None:
@@ -139,12 +161,12 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any) -
 def _forward(model: Any, settings: Settings) -> Any:
     import torch
 
-    ids = torch.zeros((settings.rows, settings.length), dtype=torch.long, device="meta")
+    ids = torch.zeros((settings.rows, settings.length), dtype=torch.long, device=next(model.parameters()).device)
     if settings.trainer == "reward":
-        return model(input_ids=ids).logits.sum()
+        return model(input_ids=ids, use_cache=False).logits.sum()
     if settings.full_logits:
-        return model(input_ids=ids, labels=ids).loss
-    out = model(input_ids=ids, labels=ids, fused_lm_head=True)
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+    out = model(input_ids=ids, labels=ids, use_cache=False, fused_lm_head=True)
     return -out.log_probs.sum() / settings.rows
 
 

@@ -11,6 +11,7 @@ from peftrun.plan.memory import (Breakdown, band, gradient_bytes, kv_cache_bytes
                                  quantized_weights, shard, weight_bytes)
 from peftrun.plan.settings import Settings, read_settings
 from peftrun.plan.skeleton import Skeleton, apply_peft, build_base, model_config
+from peftrun.recipe.hardware import ram_bytes
 from peftrun.recipe.plan import Plan
 
 
@@ -23,7 +24,8 @@ class Estimate:
 
     @property
     def device_memory(self) -> int | None:
-        return self.plan.hardware.memory_bytes
+        hardware = self.plan.hardware
+        return hardware.memory_bytes if hardware.memory_bytes or hardware.cuda else ram_bytes()
 
     @property
     def fits(self) -> bool | None:
@@ -41,21 +43,21 @@ def skeleton_for(plan: Plan) -> Skeleton:
     return Skeleton(base, apply_peft(plan, base))
 
 
-def _autocast(plan: Plan) -> str | None:
-    if not plan.hardware.cuda:
+def _autocast(plan: Plan, mixed_precision: bool) -> str | None:
+    if not plan.hardware.cuda or not mixed_precision:
         return None
     args = plan.training_args
     return "bfloat16" if args.get("bf16") else "float16" if args.get("fp16") else None
 
 
-def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list[str]) -> int:
+def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list[str], mixed_precision: bool) -> int:
     """The step's peak less its gradients (counted apart); DPO's reference pass and GRPO's generation
     cache when they are larger; one dequantized 4-bit weight at a time."""
     import torch
 
     attn = plan.recipe.model.attn_implementation or "sdpa"
     dequantized = max((n for n, _ in quantized_weights(skeleton).values()), default=0) if plan.recipe.quantization else 0
-    step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan))
+    step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan, mixed_precision))
     activations = max(step.peak - step.gradients, step.no_grad_forward)
     if settings.trainer == "dpo":
         notes.append("DPO: the reference pass (adapter off, no gradients) runs before the policy pass; the larger peak counts")
@@ -68,17 +70,18 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
     return activations + dequantized * 2
 
 
-def estimate(plan: Plan) -> Estimate:
-    """Counts and memory for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus)."""
+def estimate(plan: Plan, settings: Settings | None = None, mixed_precision: bool = True) -> Estimate:
+    """Counts and memory for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus).
+    `settings` and `mixed_precision=False` describe training loops other than TRL's (bench/plan_gpu.py)."""
     skeleton = skeleton_for(plan)
     counts = count(skeleton)
-    settings = read_settings(plan)
+    settings = settings or read_settings(plan)
     notes: list[str] = []
     weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
     optimizer, note = optimizer_bytes(skeleton, settings.optim)
     notes += [note] if note else []
     weights, adapter, gradients, optimizer = shard(settings, weights, adapter, gradient_bytes(skeleton), optimizer)
-    activations = _activations(plan, skeleton, settings, notes)  # last: the step changes the skeleton
+    activations = _activations(plan, skeleton, settings, notes, mixed_precision)  # last: the step changes the skeleton
     allocated = weights + adapter + gradients + optimizer + activations
     totals, overhead = band(allocated, plan.hardware.cuda)
     memory = Breakdown(weights, adapter, gradients, optimizer, activations, overhead, totals, notes)
