@@ -9,6 +9,7 @@ from typing import Any
 from peftrun.plan.skeleton import Skeleton
 
 _PEFT_PREFIX = re.compile(r"^(base_model\.model\.)")
+_WRAPPERS = ("base_layer", "original_module", "modules_to_save")  # PEFT's wrapping of an adapted module
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ def kind_of(parameter: str) -> str:
     """The module kind a parameter belongs to: its name with layer indices as `*`, adapter parts dropped
     (`model.layers.3.self_attn.q_proj.lora_A.default.weight` -> `model.layers.*.self_attn.q_proj`)."""
     name = _PEFT_PREFIX.sub("", parameter)
-    parts = re.sub(r"\.\d+(?=\.|$)", ".*", name).split(".")
+    parts = [p for p in re.sub(r"\.\d+(?=\.|$)", ".*", name).split(".") if p not in _WRAPPERS]
     if "default" in parts:  # PEFT's adapter name: drop it, the adapter's own part before it, and what follows
         parts = parts[: max(parts.index("default") - 1, 1)]
     else:

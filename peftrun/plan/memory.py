@@ -114,11 +114,13 @@ def optimizer_bytes(skeleton: Skeleton, optim: str) -> tuple[int, str | None]:
 
 
 def _adafactor(param: Any) -> int:
+    """transformers' Adafactor: factored second moments (row and column) for matrices, a full one for vectors,
+    and its RMS as a 0-d fp32 tensor."""
     if param.dim() < 2:
-        return param.numel() * param.element_size()
+        return param.numel() * param.element_size() + 4
     rows = param.numel() // param.shape[-1]
     cols = param.numel() // param.shape[-2]
-    return (rows + cols) * param.element_size()
+    return (rows + cols) * param.element_size() + 4
 
 
 def kv_cache_bytes(config: Any, rows: int, length: int, dtype_bytes: int) -> int:

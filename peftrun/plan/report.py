@@ -73,4 +73,4 @@ def _verdict(data: dict[str, Any]) -> str:
     margin = data["margin_gb"]
     if data["fits"]:
         return f"fits, with {margin:.2f} GB to spare"
-    return f"does not fit: {-margin:.2f} GB over" + ("; changes that would fit:" if data["suggestions"] else "")
+    return f"does not fit: {-margin:.2f} GB over" + ("; changes, each re-estimated:" if data["suggestions"] else "")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from peftrun.plan.estimate import Estimate
+from peftrun.plan.settings import setting
 from peftrun.recipe.plan import Plan
 
 
@@ -26,7 +27,7 @@ def candidates(estimate: Estimate) -> list[tuple[str, ...]]:
     if not settings.checkpointing:
         out.append(("trainer.activation_checkpointing=true",))
     if settings.batch > 1:
-        accumulation = int(plan.training_args.get("gradient_accumulation_steps", 1) or 1)
+        accumulation = int(setting(plan, "gradient_accumulation_steps") or 1)
         out.append((f"trainer.per_device_train_batch_size={settings.batch // 2}",
                     f"trainer.gradient_accumulation_steps={accumulation * 2}"))
     if settings.trainer != "grpo" and settings.length > 256:
