@@ -86,3 +86,10 @@ def test_explain_and_validate_resolve_for_the_named_gpu(recipe_path: Path, capsy
     assert '"bfloat16"' not in capsys.readouterr().out  # a T4 has no bf16: float32
     assert main(["validate", str(recipe_path), "--gpu", "24GB", "--gpus", "2"]) == 0
     assert main(["validate", str(recipe_path), "--gpu", "a1000"]) == 2
+
+
+def test_explain_counts_only_when_asked(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(recipe_path), "--counts", "--format", "json"]) == 0
+    counts = json.loads(capsys.readouterr().out)["parameters"]
+    assert main(["plan", str(recipe_path), "--json"]) in (0, 1)
+    assert counts == {k: v for k, v in json.loads(capsys.readouterr().out)["parameters"].items() if k != "by_kind"}
