@@ -45,7 +45,7 @@ PUBLISHED = [
 def published(model_dir: Path) -> None:
     print("PEFT method comparison, Llama-3.2-3B, 1 x L40S, batch 4 x 768, bf16, AdamW, no checkpointing")
     print("published: p99 and max of torch.cuda.memory_reserved() per step (max: the longest batches, up to 768 tokens)")
-    print(f"{'run':<18} {'params ok':>9} {'low':>6} {'expected':>9} {'high':>6} {'p99':>6} {'max':>6} {'exp/max':>8} {'low/max':>8}")
+    print(f"{'run':<18} {'params ok':>9} {'low':>6} {'expected':>9} {'high':>6} {'p99':>6} {'max':>6} {'exp/max':>8} {'low/max':>8} {'exp/p99':>8}")
     for name, peft, measured, trainable, total in PUBLISHED:  # GiB = 2**30 bytes, as published
         recipe = {"model": {"name_or_path": str(model_dir), "dtype": "bfloat16"},
                   "trainer": {"type": "sft", "per_device_train_batch_size": 4, "max_length": 768,
@@ -60,7 +60,7 @@ def published(model_dir: Path) -> None:
         same = (result.counts.trainable, result.counts.total) == (trainable, total)
         p99, peak = measured
         print(f"{name:<18} {str(same):>9} {low:>6.2f} {expected:>9.2f} {high:>6.2f} {p99:>6.2f} {peak:>6.2f} "
-              f"{(expected - peak) / peak:>+8.1%} {(low - peak) / peak:>+8.1%}")
+              f"{(expected - peak) / peak:>+8.1%} {(low - peak) / peak:>+8.1%} {(expected - p99) / p99:>+8.1%}")
 
 
 def on_this_gpu() -> None:

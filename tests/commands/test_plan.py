@@ -93,3 +93,10 @@ def test_explain_counts_only_when_asked(recipe_path: Path, capsys: pytest.Captur
     counts = json.loads(capsys.readouterr().out)["parameters"]
     assert main(["plan", str(recipe_path), "--json"]) in (0, 1)
     assert counts == {k: v for k, v in json.loads(capsys.readouterr().out)["parameters"].items() if k != "by_kind"}
+
+
+def test_peft_refusing_a_module_type_is_a_located_recipe_error(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(recipe_path), "peft.target_modules=[input_layernorm]"]) == 2
+    err = capsys.readouterr().err
+    assert "peft.method: PEFT cannot apply lora to this model:" in err and "is not supported" in err
+    assert "Traceback" not in err
