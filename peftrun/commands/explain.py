@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import ExitStack
 
 import yaml
 
 from peftrun.recipe import explain
+from peftrun.recipe.diff import load_side
 from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
-from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.validation import checked_plan
 
@@ -17,7 +18,7 @@ HELP = "show every resolved value of a recipe, where it came from, and the objec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe file")
+    parser.add_argument("recipe", help="recipe file, or REV:path (the recipe as committed at a git revision)")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides (win over the files)")
     parser.add_argument("--format", choices=("table", "yaml", "json"), default="table")
     add_hardware_arguments(parser)
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    plan = checked_plan(load_recipe(args.recipe, args.overrides), target_hardware(args.gpu, args.gpus))
-    data = {**explain.as_data(plan), **({"parameters": _counts(plan)} if args.counts else {})}
+    with ExitStack() as stack:  # REV:path reads the recipe as committed (peftrun/recipe/diff.py)
+        plan = checked_plan(load_side(args.recipe, args.overrides, stack), target_hardware(args.gpu, args.gpus))
+        data = {**explain.as_data(plan), **({"parameters": _counts(plan)} if args.counts else {})}
     if args.format == "table":
         print(explain.as_table(plan))
         if args.counts:

@@ -71,6 +71,7 @@ def as_data(plan: Plan) -> dict[str, Any]:
     return {
         "recipe": str(plan.recipe.path or ""),
         "hardware": plan.hardware.describe(),
+        "bases": plan.recipe.bases,
         "values": [{"key": k, "value": v, "source": s} for k, v, s in rows(plan)],
         "builds": built_objects(plan),
         "warnings": list(plan.warnings),
@@ -84,7 +85,8 @@ def as_table(plan: Plan) -> str:
     shown = [(k, _show(v), s) for k, v, s in table]
     width_key = max(len(k) for k, _, _ in shown)
     width_value = min(max(len(v) for _, v, _ in shown), 48)
-    lines = [f"recipe:   {plan.recipe.path or '(mapping)'}", f"hardware: {plan.hardware.describe()}", ""]
+    lines = [f"recipe:   {plan.recipe.path or '(mapping)'}", f"hardware: {plan.hardware.describe()}"]
+    lines += [f"base:     {base_line(base)}" for base in plan.recipe.bases] + [""]
     lines += [f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in shown]
     for name, kwargs in built_objects(plan).items():
         lines += ["", f"{name}("]
@@ -93,6 +95,11 @@ def as_table(plan: Plan) -> str:
     lines += launch.explain_lines(plan)
     lines += [f"\nwarning: {w}" for w in plan.warnings]
     return "\n".join(lines)
+
+
+def base_line(base: dict[str, str]) -> str:
+    """One base a recipe extends: its name and commit (git) or content hash."""
+    return f"{base['base']} commit {base['commit']}" if "commit" in base else f"{base['base']} sha256 {base['sha256']}"
 
 
 def _show(value: Any) -> str:

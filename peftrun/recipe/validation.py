@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.hardware import Hardware
+from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION, key_hints
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
@@ -31,11 +32,9 @@ KEY_HINTS: dict[str, str] = {
     "lora_target_modules": "use peft.target_modules",
     "use_peft": "add a `peft:` section (method: lora)",
     "model_name_or_path": "use model.name_or_path",
-    "torch_dtype": "use model.dtype",
-    "max_seq_length": "TRL renamed it: use trainer.max_length",
-    "evaluation_strategy": "TRL renamed it: use trainer.eval_strategy",
     "dataset_name": "use dataset.path",
     **OWNED_ELSEWHERE,
+    **key_hints(),  # keys renamed or removed by peftrun or the libraries (recipe/migrations.py)
 }
 DISCRIMINATORS = {"peft": "method", "trainer": "type", "launch": "strategy"}
 
@@ -120,6 +119,10 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         return f"missing `{field}`, which selects the kind of section"
     if kind == "missing":
         return "required key is missing"
+    if kind == "literal_error" and key == "schema_version":
+        newer = isinstance(error["input"], int) and error["input"] > CURRENT_SCHEMA_VERSION
+        fix = "upgrade peftrun" if newer else "fix the number"
+        return f"this peftrun reads recipe format {CURRENT_SCHEMA_VERSION}, not {error['input']!r}: {fix}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
         return f"must be a mapping of keys, got {error['input']!r}"

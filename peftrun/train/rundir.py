@@ -16,6 +16,7 @@ import yaml
 
 from peftrun import __version__
 from peftrun.errors import RunDirError
+from peftrun.recipe.explain import base_line
 from peftrun.recipe.plan import Plan
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
@@ -119,6 +120,7 @@ def resolved_recipe_text(plan: Plan) -> str:
     for path, expression in plan.recipe.env_expressions.items():
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
+    header += "".join(f"# base: {base_line(base)}\n" for base in plan.recipe.bases)
     return header + yaml.safe_dump(data, sort_keys=False)
 
 

@@ -239,7 +239,8 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     return {
         "peftrun_manifest": 1,
         "versions": rundir.library_versions(),
-        "recipe": {"path": str(plan.recipe.path) if plan.recipe.path else None, **rundir.git_state(plan.recipe.path)},
+        "recipe": {"path": str(plan.recipe.path) if plan.recipe.path else None, **rundir.git_state(plan.recipe.path),
+                   "bases": plan.recipe.bases},
         "model": {"name_or_path": plan.recipe.model.name_or_path, "gguf_file": plan.recipe.model.gguf_file,
                   "loaded_from": model_source(plan)[0]},
         "data": data.fingerprint(),

@@ -251,5 +251,5 @@ def test_shipped_recipe_builds(path: Path) -> None:
     args = build_training_args(plan)
     assert type(args).__name__ == {"sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig", "reward": "RewardConfig"}[plan.trainer_type]
     assert (args.learning_rate, args.output_dir, args.use_cpu) == (plan.training_args["learning_rate"], f"runs/{path.stem}", True)
-    # recipes/base/defaults.yaml turns checkpointing on; a recipe may turn it off (the quickstart's 135M model fits)
+    # the peftrun:defaults base turns checkpointing on; a recipe may turn it off (the quickstart's 135M model fits)
     assert args.gradient_checkpointing is plan.training_args.get("activation_checkpointing", True)

@@ -383,7 +383,7 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
         "quantization": {"bits": 4},
         "peft": {"method": "lora", "r": 4, "lora_alpha": 8},
         "trainer": {"type": "sft", "max_steps": 2, "per_device_train_batch_size": 4, "logging_steps": 1,
-                    "report_to": "none", "gradient_checkpointing": False},
+                    "report_to": "none", "activation_checkpointing": False},
         "dataset": {"path": str(data_dir / "sft.jsonl")},
         "output": {"dir": "runs/t"},
     })

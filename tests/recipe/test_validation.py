@@ -280,7 +280,8 @@ def test_output_dir_under_trainer_says_use_output_dir(write) -> None:
     ("line", "expected"),
     [
         ("model: {name_or_path: m, load_in_4bit: true}", "model.load_in_4bit: `load_in_4bit` is not a key here: use quantization.bits: 4"),
-        ("model: {name_or_path: m, torch_dtype: bfloat16}", "model.torch_dtype: `torch_dtype` is not a key here: use model.dtype"),
+        ("model: {name_or_path: m, torch_dtype: bfloat16}", "model.torch_dtype: `torch_dtype` is not a key here: transformers 4.56 renamed it: use model.dtype; "
+         "`peftrun migrate` rewrites it"),
         ("peft: {method: lora, lora_r: 8}", "peft.lora_r: `lora_r` is not a key here: use peft.r"),
         ("use_peft: true", "use_peft: `use_peft` is not a key here: add a `peft:` section (method: lora)"),
     ],
@@ -294,7 +295,8 @@ def test_keys_from_trl_scripts_get_a_hint(write, line: str, expected: str) -> No
 def test_max_seq_length_says_trl_renamed_it(write) -> None:
     path = write("r.yaml", MINIMAL.replace("{type: sft}", "{type: sft, max_seq_length: 512}"))
     assert report(path) == [
-        "r.yaml:2:22: trainer.max_seq_length: `max_seq_length` is not a key here: TRL renamed it: use trainer.max_length"
+        "r.yaml:2:22: trainer.max_seq_length: `max_seq_length` is not a key here: TRL 0.20 renamed it: use "
+        "trainer.max_length; `peftrun migrate` rewrites it"
     ]
 
 
@@ -373,3 +375,9 @@ def test_error_report_is_the_cli_text(write) -> None:
         "  r.yaml:4:1: sed: unknown key `sed`; did you mean `seed`?\n"
         "  r.yaml:5:1: zzz: unknown key `zzz`"
     )
+
+
+@pytest.mark.parametrize(("version", "fix"), [("2", "upgrade peftrun"), ("0", "fix the number")])
+def test_a_schema_version_this_peftrun_does_not_read(write, version: str, fix: str) -> None:
+    path = write("r.yaml", f"schema_version: {version}\n" + MINIMAL)
+    assert report(path) == [f"r.yaml:1:1: schema_version: this peftrun reads recipe format 1, not {version}: {fix}"]

@@ -90,3 +90,19 @@ def test_resume_needs_the_same_recipe_but_may_go_on_longer(write, tmp_path: Path
     other = plan_text(write, "seed: 7\n")
     with pytest.raises(RunDirError, match=r"--resume with a different recipe .* \(seed: 42 -> 7\)"):
         rundir.check(run, "r.yaml", other, overwrite=False, resume=True)
+
+
+def test_the_resolved_recipe_records_each_base_and_still_loads(write) -> None:
+    write("common.yaml", "trainer: {logging_steps: 3}\n")
+    path = write("r.yaml", "extends: [peftrun:sft-lora, common.yaml]\nschema_version: 1\n")
+    plan = resolve(load_recipe(path), CPU)
+    text = rundir.resolved_recipe_text(plan)
+    digests = {b["base"]: b["sha256"] for b in plan.recipe.bases}
+    assert list(digests) == ["peftrun:defaults", "peftrun:sft-lora", "common.yaml"]
+    assert [line for line in text.splitlines() if line.startswith("# base: ")] == [
+        f"# base: {name} sha256 {digest}" for name, digest in digests.items()
+    ]
+    assert "\nschema_version: 1\n" in text
+    resolved = write("recipe.resolved.yaml", text)
+    again = resolve(load_recipe(resolved), CPU)
+    assert (again.recipe.peft, again.recipe.model) == (plan.recipe.peft, plan.recipe.model)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model
 
+from peftrun.recipe.migrations import retired
 from peftrun.recipe.schema.base import Section
 
 TABLE_PATH = Path(__file__).with_name("trl_fields.json")
@@ -34,6 +35,9 @@ OWNED_ELSEWHERE: dict[str, str] = {
     "deepspeed": "use launch.strategy: deepspeed",
     "local_rank": "set by the launcher (`launch` section)",
 }
+
+# TRL fields whose names the migration registry retires (deprecated aliases such as gradient_checkpointing).
+RETIRED = retired("trainer")
 
 _KIND_TYPES: dict[str, Any] = {
     "bool": StrictBool,
@@ -73,7 +77,7 @@ def _field(row: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _trainer_model(kind: str) -> type[Section]:
-    rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE]
+    rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE and r["name"] not in RETIRED]
     fields: dict[str, Any] = {r["name"]: _field(r) for r in rows}
     fields["type"] = (Literal[kind], Field(description=f"Trainer: TRL {trl_table()['classes'][kind]}."))
     fields["learning_rate"] = (
