@@ -1,6 +1,7 @@
 """`peftrun plan RECIPE [key=value ...] [--gpu NAME|SIZE] [--gpus N] [--json]`: will it fit?
 
-Exit status: 0 fits, 1 does not fit, 2 recipe error, 4 cannot estimate (the model's config cannot be read).
+Exit status: 0 fits, 1 does not fit, 2 recipe error, 4 cannot estimate (the model's config cannot be read, or
+its skeleton or training step cannot be built on the meta device).
 """
 
 from __future__ import annotations

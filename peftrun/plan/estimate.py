@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from peftrun.errors import ModelLoadError
 from peftrun.plan.activations import measure_step
 from peftrun.plan.counts import Counts, count
 from peftrun.plan.memory import (Breakdown, band, gradient_bytes, kv_cache_bytes, optimizer_bytes,
@@ -57,7 +58,11 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
 
     attn = plan.recipe.model.attn_implementation or "sdpa"
     dequantized = max((n for n, _ in quantized_weights(skeleton).values()), default=0) if plan.recipe.quantization else 0
-    step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan, mixed_precision))
+    try:
+        step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan, mixed_precision))
+    except (RuntimeError, NotImplementedError) as exc:  # an op the meta device cannot run (data-dependent)
+        raise ModelLoadError(f"cannot run a training step of this model on the meta device "
+                             f"({str(exc).splitlines()[0]}); no activation estimate") from None
     activations = max(step.peak - step.gradients, step.no_grad_forward)
     if settings.trainer == "dpo":
         notes.append("DPO: the reference pass (adapter off, no gradients) runs before the policy pass; the larger peak counts")

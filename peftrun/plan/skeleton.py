@@ -88,6 +88,9 @@ def apply_peft(plan: Plan, base: Any) -> Any:
         model = get_peft_model(base, config)
     except (ValueError, TypeError, KeyError) as exc:
         raise peft_refusal(plan, base, exc) from None
+    except (RuntimeError, NotImplementedError) as exc:  # an initialization that needs real weights (data-dependent)
+        raise ModelLoadError(f"cannot build the {plan.peft_method} model without its weights (the meta device "
+                             f"cannot run its initialization: {str(exc).splitlines()[0]}); no estimate") from None
     _trainer_casts(plan, model)
     return model
 

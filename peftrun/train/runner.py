@@ -131,10 +131,9 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
-    estimate = _estimate(plan) if model is None else None  # checks the recipe's module names before anything loads
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
-    data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
+    data, tokenizer, model, estimate = _load_inputs(plan, model, args.local_process_index)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
@@ -147,26 +146,28 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
 
 def _estimate(plan: Plan) -> Any:
     """The memory plan of this run (peftrun.plan); building it checks target_modules & co. on the skeleton."""
-    from peftrun.errors import PeftrunError
+    from peftrun.errors import RecipeError
     from peftrun.plan.estimate import estimate
 
     try:
         return estimate(plan)
-    except PeftrunError:
+    except RecipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - the estimate is a by-product: a run never fails for it
         print(f"warning: no memory plan for this run ({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
 
 
-def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
-    """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the memory plan (it checks the recipe's module names
+    on the model's skeleton before any weight loads), then the tokenizer and the model (unless given)."""
     from peftrun.data import load_training_data
     from peftrun.train.modeling import load_model, load_tokenizer
 
     data = load_training_data(plan)
+    estimate = _estimate(plan) if model is None else None
     tokenizer = load_tokenizer(plan)
-    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank)
+    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank), estimate
 
 
 def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
