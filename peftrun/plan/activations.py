@@ -73,12 +73,13 @@ class LiveBytes:
         self._mode.__exit__(*exc)
 
 
-def _fused_attention_class() -> Any:
+def _fused_attention_class(cuda: bool) -> Any:
     import torch
 
     class FusedAttention(torch.autograd.Function):
-        """What a fused attention kernel allocates and keeps: output and log-sum-exp forward; gradients
-        of q, k, v and an fp32 accumulator for dq backward (k and v gradients per query head under GQA)."""
+        """What a fused attention kernel allocates and keeps: the output and the row log-sum-exp forward;
+        backward, the gradients of q, k and v with an fp32 dq accumulator, and on a GPU (FlashAttention-2)
+        the k and v gradients per query head under grouped-query attention, before they are summed."""
 
         @staticmethod
         def forward(ctx: Any, q: Any, k: Any, v: Any) -> Any:
@@ -91,12 +92,12 @@ def _fused_attention_class() -> Any:
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
             q, k, v, _, _ = ctx.saved_tensors
-            accumulator = q.new_empty(q.shape, dtype=torch.float32)
-            if k.shape[1] != q.shape[1]:
-                expanded = (k.new_empty((*k.shape[:1], q.shape[1], *k.shape[2:])) for _ in range(2))
-                del expanded
-            del accumulator
-            return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+            grads = q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
+            scratch = [q.new_empty(q.shape, dtype=torch.float32)]
+            if cuda and k.shape[1] != q.shape[1]:
+                scratch += [k.new_empty((k.shape[0], q.shape[1], *k.shape[2:])) for _ in range(2)]
+            del scratch
+            return grads
 
     return FusedAttention
 
@@ -118,10 +119,10 @@ def _eager(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, s
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
-def _register_attention() -> None:
+def _register_attention(cuda: bool) -> None:
     from transformers import AttentionInterface
 
-    function = _fused_attention_class()
+    function = _fused_attention_class(cuda)
 
     def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
         return function.apply(query, key, value), None
@@ -137,12 +138,12 @@ class StepPeak:
     no_grad_forward: int  # peak of a forward pass without gradients (DPO's reference pass)
 
 
-def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any) -> Any:
+def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, cuda: bool = False) -> Any:
     from trl.trainer.utils import add_fused_lm_head
 
     model, base = skeleton.model, skeleton.base
     if next(base.parameters()).device.type == "meta":  # a real model keeps its kernels
-        _register_attention()
+        _register_attention(cuda)
         base.set_attn_implementation(EAGER_ATTENTION if attn == "eager" else FUSED_ATTENTION)
     if settings.checkpointing:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -206,7 +207,7 @@ def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, 
     `autocast`: the mixed-precision dtype of a GPU run (None on the CPU, where TRL runs without autocast)."""
     import torch
 
-    model = _prepare(skeleton, settings, attn, getattr(torch, autocast) if autocast else None)
+    model = _prepare(skeleton, settings, attn, getattr(torch, autocast) if autocast else None, cuda)
     with _meta_stand_ins(cuda):
         with torch.no_grad(), LiveBytes() as reference:
             _forward(model, settings)
