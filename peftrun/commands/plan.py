@@ -11,6 +11,7 @@ import json
 
 from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
 from peftrun.recipe.loader import load_recipe
+from peftrun.recipe.plan import Plan
 from peftrun.recipe.validation import checked_plan
 
 HELP = "parameter counts and memory per GPU of a recipe, and whether it fits (exit 0 fits, 1 does not)"
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     from peftrun.plan.estimate import estimate
     from peftrun.plan.suggest import suggest
 
-    def replan(extra: tuple[str, ...], gpus: int | None) -> object:
+    def replan(extra: tuple[str, ...], gpus: int | None) -> Plan:
         return checked_plan(load_recipe(args.recipe, [*args.overrides, *extra]), target_hardware(args.gpu, gpus or args.gpus))
 
     plan = checked_plan(load_recipe(args.recipe, args.overrides), target_hardware(args.gpu, args.gpus))

@@ -52,7 +52,7 @@ def quantized_weights(skeleton: Skeleton) -> dict[int, tuple[int, int]]:
     from transformers.quantizers.base import get_keys_to_not_convert
 
     base = skeleton.base
-    keep = [key for key in get_keys_to_not_convert(base)]
+    keep = get_keys_to_not_convert(base)
     found: dict[int, tuple[int, int]] = {}
     for name, module in base.named_modules():
         if not (type(module) is torch.nn.Linear or isinstance(module, Conv1D)) or module.weight.requires_grad:

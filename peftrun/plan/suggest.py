@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from peftrun.errors import RecipeError
 from peftrun.plan.estimate import Estimate
 from peftrun.plan.settings import setting
 from peftrun.recipe.plan import Plan
@@ -40,24 +41,22 @@ def candidates(estimate: Estimate) -> list[tuple[str, ...]]:
 
 def suggest(estimate: Estimate, replan: Callable[[tuple[str, ...], int | None], Plan],
             run: Callable[[Plan], Estimate]) -> list[Suggestion]:
-    """Each candidate re-estimated; if none fits alone, the candidates together (in order) until one fits."""
+    """Each candidate re-estimated; when none fits alone, all of them together. A candidate the recipe
+    cannot take (the resolver refuses the combination) is left out."""
     found: list[Suggestion] = []
-    combined: tuple[str, ...] = ()
     for change in candidates(estimate):
-        found.append(_try(change, replan, run))
-        if any(s.fits for s in found):
-            continue
-        combined += change
-    if not any(s.fits for s in found) and len(combined) > 1:
-        found.append(_try(combined, replan, run))
+        found += _try(change, replan, run)
+    if found and not any(s.fits for s in found) and len(found) > 1:
+        found += _try(tuple(c for s in found for c in s.change), replan, run)
     return found
 
 
 def _try(change: tuple[str, ...], replan: Callable[[tuple[str, ...], int | None], Plan],
-         run: Callable[[Plan], Estimate]) -> Suggestion:
+         run: Callable[[Plan], Estimate]) -> list[Suggestion]:
     gpus = next((int(c.split()[1]) for c in change if c.startswith("--gpus")), None)
     overrides = tuple(c for c in change if not c.startswith("--gpus"))
-    result = run(replan(overrides, gpus))
-    return Suggestion(change, result.memory.band["expected"], bool(result.fits))
-
-
+    try:
+        result = run(replan(overrides, gpus))
+    except RecipeError:
+        return []
+    return [Suggestion(change, result.memory.band["expected"], bool(result.fits))]

@@ -40,10 +40,10 @@ def _layer_count(names: list[str]) -> int:
 def _problem(plan: Plan, key: str, message: str, names: list[str]) -> Problem:
     listing = ", ".join(kinds(names))
     return Problem(plan.recipe.where(f"peft.{key}"), f"peft.{key}",
-                   f"{message}; the model ({type_name(plan)}) has these modules: {listing}")
+                   f"{message}; the model ({_model_label(plan)}) has these modules: {listing}")
 
 
-def type_name(plan: Plan) -> str:
+def _model_label(plan: Plan) -> str:
     return plan.recipe.model.gguf_file or plan.recipe.model.name_or_path
 
 
