@@ -3,7 +3,8 @@
 Activations: one training step (forward, TRL's loss, backward) of a small random Llama with LoRA, estimated
 on the meta device (peftrun.plan.activations) and run for real; the real peak is the allocator's own record
 (torch.profiler memory events, summed in time order), an independent measure. Several lengths, batch sizes,
-checkpointing on and off, SDPA and eager attention; the error per case is printed. Then weights, gradients
+checkpointing on and off, SDPA and eager attention, a 4-bit and an 8-bit base (bitsandbytes on this CPU); the
+error per case is printed. Then weights, gradients
 and AdamW states: the plan's bytes against the real model, its gradients and the optimizer after one step.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 python bench/plan_accuracy.py
@@ -21,12 +22,13 @@ from peft import get_peft_model
 from torch.profiler import ProfilerActivity, profile
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from peftrun.builders import build_peft_config
+from peftrun.builders import build_peft_config, build_quantization_config
 from peftrun.plan import activations
-from peftrun.plan.estimate import skeleton_for
+from peftrun.plan.estimate import estimate, skeleton_for
 from peftrun.plan.memory import gradient_bytes, optimizer_bytes, weight_bytes
 from peftrun.plan.settings import read_settings
-from peftrun.plan.skeleton import Skeleton
+from peftrun.plan.skeleton import Skeleton, _trainer_casts
+from peftrun.train.modeling import keep_4bit_trainable_on_cpu
 from peftrun.recipe.hardware import CPU
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.validation import checked_plan
@@ -48,9 +50,14 @@ def plan_for(directory: Path, overrides: list[str]):  # noqa: ANN201
 
 
 def real_skeleton(plan) -> Skeleton:  # noqa: ANN001
+    """The model as a run loads it: quantized when the recipe says so, with TRL's and peftrun's casts."""
     base = AutoModelForCausalLM.from_pretrained(plan.recipe.model.name_or_path, dtype=torch.float32,
-                                                attn_implementation=plan.recipe.model.attn_implementation or "sdpa")
-    return Skeleton(base, get_peft_model(base, build_peft_config(plan)))
+                                                attn_implementation=plan.recipe.model.attn_implementation or "sdpa",
+                                                quantization_config=build_quantization_config(plan))
+    keep_4bit_trainable_on_cpu(base)
+    peft_model = get_peft_model(base, build_peft_config(plan))
+    _trainer_casts(plan, peft_model)
+    return Skeleton(base, peft_model)
 
 
 def real_peak(plan) -> int:  # noqa: ANN001
@@ -68,18 +75,23 @@ def real_peak(plan) -> int:  # noqa: ANN001
     return peak
 
 
+CASES = [*itertools.product((128, 512), (1, 4), (False, True), ("sdpa",), (None,)),
+         (256, 2, False, "eager", None), (256, 2, True, "eager", None), (256, 2, False, "sdpa", 4), (256, 2, False, "sdpa", 8)]
+
+
 def activation_cases(directory: Path) -> list[float]:
-    print(f"{'length':>6} {'batch':>5} {'ckpt':>5} {'attn':>6} {'estimate MB':>12} {'real MB':>9} {'error':>7}")
+    """The plan's activations and gradients (the step's peak) against the real step's peak."""
+    print(f"{'length':>6} {'batch':>5} {'ckpt':>5} {'attn':>6} {'bits':>4} {'estimate MB':>12} {'real MB':>9} {'error':>7}")
     errors = []
-    for length, batch, ckpt, attn in itertools.chain(
-        itertools.product((128, 512), (1, 4), (False, True), ("sdpa",)), [(256, 2, False, "eager"), (256, 2, True, "eager")]
-    ):
+    for length, batch, ckpt, attn, bits in CASES:
         plan = plan_for(directory, [f"trainer.max_length={length}", f"trainer.per_device_train_batch_size={batch}",
-                                    f"trainer.activation_checkpointing={str(ckpt).lower()}", f"model.attn_implementation={attn}"])
-        estimate = activations.measure_step(skeleton_for(plan), read_settings(plan), attn, cuda=False, autocast=None).peak
-        real = real_peak(plan)
-        errors.append((estimate - real) / real)
-        print(f"{length:>6} {batch:>5} {str(ckpt):>5} {attn:>6} {estimate / 1e6:>12.1f} {real / 1e6:>9.1f} {errors[-1]:>+7.1%}")
+                                    f"trainer.activation_checkpointing={str(ckpt).lower()}", f"model.attn_implementation={attn}",
+                                    *([f"quantization.bits={bits}"] if bits else [])])
+        memory = estimate(plan).memory
+        planned, real = memory.activations + memory.gradients, real_peak(plan)
+        errors.append((planned - real) / real)
+        print(f"{length:>6} {batch:>5} {str(ckpt):>5} {attn:>6} {bits or '-':>4} {planned / 1e6:>12.1f} {real / 1e6:>9.1f} "
+              f"{errors[-1]:>+7.1%}")
     return errors
 
 
