@@ -48,7 +48,7 @@ def suggest(estimate: Estimate, replan: Callable[[tuple[str, ...], int | None], 
         found += _try(change, replan, run)
     if found and not any(s.fits for s in found) and len(found) > 1:
         found += _try(tuple(c for s in found for c in s.change), replan, run)
-    return found
+    return sorted(found, key=lambda s: (not s.fits, len(s.change), s.expected))  # what fits, smallest change first
 
 
 def _try(change: tuple[str, ...], replan: Callable[[tuple[str, ...], int | None], Plan],
