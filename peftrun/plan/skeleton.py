@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from peftrun.errors import ModelLoadError
@@ -31,23 +33,28 @@ def _config_ways(name: str) -> str:
     )
 
 
-def model_config(plan: Plan) -> Any:
-    """The transformers config of the plan's model: local directory, GGUF metadata or the hub cache."""
+@lru_cache(maxsize=8)
+def _read_config(name: str, gguf_file: str | None, revision: str | None, trust_remote_code: bool, local_only: bool) -> Any:
+    """The config as transformers reads it (a GGUF file's metadata takes seconds: read once per process)."""
     from transformers import AutoConfig
 
-    model = plan.recipe.model
-    kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
-    if model.gguf_file:
-        kwargs["gguf_file"] = model.gguf_file
-    if model.revision:
-        kwargs["revision"] = model.revision
-    if not is_local(model.name_or_path) and offline():
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs.update({k: v for k, v in (("gguf_file", gguf_file), ("revision", revision)) if v})
+    if local_only:
         kwargs["local_files_only"] = True
     try:
-        config = AutoConfig.from_pretrained(model.name_or_path, **kwargs)
+        return AutoConfig.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if is_local(model.name_or_path) else "not local and not in the cache"
-        raise ModelLoadError(f"{_config_ways(model.name_or_path)} ({reason})") from None
+        reason = str(exc).splitlines()[0] if is_local(name) else "not local and not in the cache"
+        raise ModelLoadError(f"{_config_ways(name)} ({reason})") from None
+
+
+def model_config(plan: Plan) -> Any:
+    """The transformers config of the plan's model: local directory, GGUF metadata or the hub cache."""
+    model = plan.recipe.model
+    local_only = not is_local(model.name_or_path) and offline()
+    config = copy.deepcopy(_read_config(model.name_or_path, model.gguf_file, model.revision,
+                                        model.trust_remote_code, local_only))
     if plan.trainer_type == "reward":
         config.num_labels = 1
     if config.pad_token_id is None:
