@@ -185,7 +185,8 @@ def _meta_stand_ins(cuda: bool) -> Iterator[None]:
     from trl.kernels import chunked_logprob
 
     original = torch.is_autocast_enabled
-    replaced = {"_forward_tile": _skip, "_backward_tile": _skip, "_addmm_fp32": _skip} if cuda else {}
+    names = ("_forward_tile", "_backward_tile", "_addmm_fp32") if cuda else ()
+    replaced = {name: _skip for name in names if hasattr(chunked_logprob, name)}  # TRL 1.16's names
     saved = {name: getattr(chunked_logprob, name) for name in replaced}
 
     def enabled(*args: Any) -> bool:

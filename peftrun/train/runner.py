@@ -292,11 +292,11 @@ def print_dry_run(plan: Plan) -> None:
     from peftrun.builders import build_peft_config, build_quantization_config, build_training_args
 
     from peftrun.plan import report
-    from peftrun.plan.estimate import estimate
 
     print(explain.as_table(plan))
+    estimate = _estimate(plan)  # a wrong module name fails the dry run; a model it cannot read leaves a warning
     print("\nplan for this machine:")
-    print(report.as_text(estimate(plan)))
+    print(report.as_text(estimate) if estimate is not None else "  not available (see the warning)")
     print("\nobjects:")
     for obj in (build_peft_config(plan), build_quantization_config(plan), build_training_args(plan)):
         if obj is not None:
