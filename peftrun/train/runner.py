@@ -320,6 +320,21 @@ class _LaunchRunDir:
         plan = self.plan
         rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
                      overwrite=self.overwrite, resume=self.resume)
+        _check_targets(plan)
+
+
+def _check_targets(plan: Plan) -> None:
+    """The recipe's module names against the model's skeleton, once, before the launcher starts processes
+    that would each fail on them. What else the skeleton cannot show, the launched processes report."""
+    from peftrun.errors import RecipeError
+    from peftrun.plan.estimate import skeleton_for
+
+    try:
+        skeleton_for(plan)
+    except RecipeError:
+        raise
+    except Exception:  # noqa: BLE001, S110 - each launched process builds the plan again and warns
+        pass
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:

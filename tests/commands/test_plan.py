@@ -100,3 +100,14 @@ def test_peft_refusing_a_module_type_is_a_located_recipe_error(recipe_path: Path
     err = capsys.readouterr().err
     assert "peft.method: PEFT cannot apply lora to this model:" in err and "is not supported" in err
     assert "Traceback" not in err
+
+
+def test_multi_process_run_checks_targets_before_launching(in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = in_tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"},
+                                          {**LORA, "target_modules": ["query"]}, launch={"num_processes": 2})))
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "r.yaml" in err and "peft.target_modules: target_modules 'query' match no module" in err
+    assert "accelerate" not in err and not (in_tmp / "runs").exists()
