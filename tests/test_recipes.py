@@ -117,3 +117,11 @@ def test_grpo_names_a_shipped_reward() -> None:
     module, function = trainer.reward_funcs[0].split(":")
     assert callable(getattr(importlib.import_module(module), function))
     assert (trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps) % trainer.num_generations == 0
+
+
+def test_new_trainer_types_and_methods() -> None:
+    kto, distill, ia3 = plan("kto-lora.yaml"), plan("distillation-lora.yaml"), plan("ia3.yaml")
+    assert (kto.trainer_type, kto.training_args["learning_rate"]) == ("kto", 1e-5)
+    assert distill.training_args["teacher_model_name_or_path"] == "Qwen/Qwen2-1.5B-Instruct"
+    assert (ia3.peft_method, ia3.training_args["learning_rate"]) == ("ia3", 1e-2)
+    assert explain.built_objects(ia3)["peft.IA3Config"] == {"task_type": "CAUSAL_LM", "target_modules": None}

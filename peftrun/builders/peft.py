@@ -1,28 +1,28 @@
-"""Plan -> peft.LoraConfig / peft.PromptTuningConfig (equal to TRL's get_peft_config for LoRA)."""
+"""Plan -> the PEFT config of the recipe's method (equal to TRL's get_peft_config for LoRA)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.objects import lora_kwargs, prompt_tuning_kwargs
+from peftrun.recipe.objects import peft_kwargs
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import LoraSection
 
 if TYPE_CHECKING:
     from peft import PeftConfig
 
-def build_peft_config(plan: Plan) -> PeftConfig | None:
-    """The PEFT config for a plan; None for full fine-tuning."""
-    section = plan.recipe.peft
-    if section is None:
-        return None
-    from peft import LoraConfig, PromptTuningConfig
 
-    lora = isinstance(section, LoraSection)
-    config_class = LoraConfig if lora else PromptTuningConfig
+def build_peft_config(plan: Plan) -> PeftConfig | None:
+    """The PEFT config for a plan (its class by method name, as PEFT's own type -> config mapping has it);
+    None for full fine-tuning. PEFT's construction checks become located recipe errors."""
+    if plan.recipe.peft is None:
+        return None
+    from peft import PeftType
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(plan.recipe.peft.method.upper())]
     try:
-        return config_class(**(lora_kwargs(section, plan.task_type) if lora else prompt_tuning_kwargs(plan, section)))
-    except (ValueError, TypeError) as exc:  # PEFT's own checks, run at construction
+        return config_class(**peft_kwargs(plan))
+    except (ValueError, TypeError, ImportError) as exc:  # PEFT's own checks, run at construction
         message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
         raise RecipeError(Problem(plan.recipe.where("peft"), "peft", message)) from None

@@ -106,10 +106,12 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         if hint:
             return f"`{key}` is not a key here: {hint}"
         names = sorted(model.model_fields) if model else []
-        owners = _other_trainers_with(key, model)
+        owners, noun = _other_sections_with(key, model)
         if owners:
-            kinds = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
-            return f"`{key}` is a field of the {kinds} trainer{'s' if len(owners) > 1 else ''}, not of this one"
+            shown = owners if len(owners) <= 5 else [*owners[:4], f"{len(owners) - 4} more"]
+            kinds = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+            here = f"`{key}` is a field of the {kinds} {noun}{'s' if len(owners) > 1 else ''}, not of this one"
+            return here + _suggest(key, [n for n in names if n not in DISCRIMINATORS.values()])
         return f"unknown key `{key}`{_suggest(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
@@ -129,12 +131,14 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
     return f"{message}; got {error['input']!r}" if kind != "value_error" else message
 
 
-def _other_trainers_with(key: str, model: type[BaseModel] | None) -> list[str]:
-    """Trainer types whose TRL config has `key`, when `model` is a trainer section lacking it."""
-    if model is None or "type" not in model.model_fields:
-        return []
-    trainers = _models_in(Recipe.model_fields["trainer"].annotation)
-    return [str(_tag_of(m)) for m in trainers if key in m.model_fields]
+def _other_sections_with(key: str, model: type[BaseModel] | None) -> tuple[list[str], str]:
+    """(trainer types or PEFT methods whose config has `key`, "trainer" or "method") when `model` is a
+    trainer or peft section lacking it."""
+    for section, tag, noun in (("trainer", "type", "trainer"), ("peft", "method", "method")):
+        if model is not None and tag in model.model_fields:
+            arms = _models_in(Recipe.model_fields[section].annotation)
+            return [str(_tag_of(m)) for m in arms if key in m.model_fields], noun
+    return [], ""
 
 
 def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:

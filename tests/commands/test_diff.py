@@ -59,7 +59,7 @@ def test_a_change_made_only_in_a_base_between_two_revisions(team: Repo, capsys: 
     assert [(v["key"], v["a"], v["b"]) for v in data["values"]] == [
         ("peft.r", {"value": 8, "source": "HEAD~1:recipes/base/lora.yaml:4:3"},
          {"value": 16, "source": "HEAD:recipes/base/lora.yaml:4:3"}),
-        ("peft.use_dora", {"value": False, "source": "default"}, {"value": True, "source": "HEAD:recipes/base/lora.yaml:5:3"}),
+        ("peft.use_dora", {"value": False, "source": "default: PEFT's LoraConfig"}, {"value": True, "source": "HEAD:recipes/base/lora.yaml:5:3"}),
     ]
     assert main(["diff", "HEAD~1:recipes/r.yaml", "recipes/r.yaml"]) == 1  # the work tree as side b
     out = capsys.readouterr().out
@@ -70,10 +70,10 @@ def test_a_change_made_only_in_a_base_between_two_revisions(team: Repo, capsys: 
         "  - 8      HEAD~1:recipes/base/lora.yaml:4:3",
         "  + 16     recipes/base/lora.yaml:4:3",
         "peft.use_dora",
-        "  - False  default",
+        "  - False  default: PEFT's LoraConfig",
         "  + True   recipes/base/lora.yaml:5:3",
     ]
-    assert "peft.LoraConfig:\n  r: 8 -> 16\n  use_dora: False -> True\n" in out
+    assert "peft.LoraConfig:\n  r: 8 -> 16\n  use_dora: (absent) -> True\n" in out
 
 
 def test_recipe_errors_and_unknown_revisions_exit_2(team: Repo, capsys: pytest.CaptureFixture[str]) -> None:

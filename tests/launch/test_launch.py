@@ -401,6 +401,7 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
     # one run, one output: written once, summary printed once, no per-rank leftovers
     assert result.stdout.count("done: t") == 1
     assert sorted(p.name for p in run_dir.glob("adapter_model*")) == ["adapter_model.safetensors"]
+    assert (run_dir / "checkpoint-2" / "peftrun-checkpoint.json").is_file()  # complete: marked after both ranks saved
     assert not list(run_dir.glob("*rank*")) and not list(in_tmp.glob("runs/t?*"))
     assert "--multi_gpu --num_processes 2" in result.stderr  # the command it ran, shown
     # the adapter reloads with plain PEFT onto the full-precision base and changes its output

@@ -33,13 +33,13 @@ def recipe(model_dir: Path, data: Path, trainer: dict[str, Any], peft: dict[str,
     return out
 
 
-def adapter_logits(run_dir: Path, model_dir: Path) -> tuple[Any, Any]:
+def adapter_logits(run_dir: Path, model_dir: Path, tokens: list[int] | None = None) -> tuple[Any, Any]:
     """Logits of the base and of the base with the saved adapter, loaded with plain PEFT."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    ids = torch.tensor([tokens or [5, 6, 7, 8, 9]])
     base = AutoModelForCausalLM.from_pretrained(str(model_dir))
     with torch.no_grad():
         before = base(ids).logits

@@ -21,7 +21,7 @@ VALIDATOR = Draft202012Validator(recipe_json_schema())
 BAD = [
     ("peft: {method: lora, lora_alpah: 16}", "'lora_alpah' was unexpected", "$.peft"),
     ("peft: {method: prompt_tuning, r: 8}", "'r' was unexpected", "$.peft"),
-    ("peft: {method: lorra}", "'lorra' is not one of ['lora', 'prompt_tuning']", "$.peft.method"),
+    ("peft: {method: lorra}", "'lorra' is not one of ['adalora', 'adamss'", "$.peft.method"),
     ("extends: base.yaml\npeft: {r: 8, lora_alpah: 16}", "'lora_alpah' was unexpected", "$.peft"),
     ("trainer: {type: sft, learning_rat: 1.0e-4}", "'learning_rat' was unexpected", "$.trainer"),
     ("trainer: {type: sft, beta: 0.1}", "'beta' was unexpected", "$.trainer"),
