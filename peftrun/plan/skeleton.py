@@ -82,6 +82,7 @@ def build_base(plan: Plan, config: Any | None = None) -> Any:
 def apply_peft(plan: Plan, base: Any) -> Any:
     """The PEFT model around `base` as the trainer builds it (None for full fine-tuning). PEFT's own errors
     about the recipe's module names become located recipe errors (peftrun.plan.targets)."""
+    from accelerate import init_empty_weights
     from peft import get_peft_model
 
     from peftrun.builders import build_peft_config
@@ -92,7 +93,8 @@ def apply_peft(plan: Plan, base: Any) -> Any:
         return None
     check_targets(plan, base)
     try:
-        model = get_peft_model(base, config)
+        with init_empty_weights():  # adapter weights born on the meta device (none allocated, flags kept)
+            model = get_peft_model(base, config)
     except (ValueError, TypeError, KeyError) as exc:
         raise peft_refusal(plan, base, exc) from None
     except (RuntimeError, NotImplementedError) as exc:  # an initialization that needs real weights (data-dependent)

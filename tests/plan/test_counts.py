@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from peftrun.builders import build_peft_config
+from peftrun.errors import ModelLoadError
 from peftrun.plan.counts import count, kind_of
 from peftrun.plan.estimate import skeleton_for
+from tests.train.test_methods import TINY, TRAINABLE
 
 LORA = {"method": "lora", "r": 4, "lora_alpha": 8}
 METHODS = [
@@ -33,28 +35,19 @@ def real_counts(plan: Any) -> tuple[int, int]:
     return get_peft_model(model, build_peft_config(plan)).get_nb_trainable_parameters()
 
 
-# Settings a method needs on the tiny model (hidden size 32) beyond its defaults; any method the schema
-# accepts is counted below, these only make its defaults fit the tiny shapes.
-TINY_SETTINGS: dict[str, dict[str, Any]] = {
-    "oft": {"oft_block_size": 8, "r": 0}, "boft": {"boft_block_size": 4}, "fourierft": {"n_frequency": 16},
-}
+# Initializations that read the weights (SHiRA's random mask calls torch.nonzero; FRoD copies out of the
+# weight): no skeleton on the meta device, so `plan` says it cannot estimate (exit 4).
+NEEDS_WEIGHTS = ("shira", "frod")
 
 
-def schema_methods() -> list[str]:
-    """Every PEFT method the recipe schema accepts (its `peft.method` values)."""
-    import typing
-
-    from peftrun.recipe.schema.peft import PeftSection
-
-    union = typing.get_args(PeftSection)[0]
-    return sorted(typing.get_args(arm.model_fields["method"].annotation)[0] for arm in typing.get_args(union))
-
-
-@pytest.mark.parametrize("method", schema_methods())
-def test_every_schema_method_counts_as_peft_does(make_plan: Any, method: str) -> None:
-    if method == "shira":
-        pytest.skip("SHiRA's random mask calls torch.nonzero, which the meta device cannot run")
-    plan = make_plan({"method": method, **TINY_SETTINGS.get(method, {})})
+@pytest.mark.parametrize("method", TRAINABLE)
+def test_every_method_counts_as_peft_does(make_plan: Any, method: str) -> None:
+    """Every PEFT method the schema accepts for a causal LM (the tiny settings of tests/train/test_methods.py)."""
+    if method in NEEDS_WEIGHTS:
+        with pytest.raises(ModelLoadError, match="cannot build the .* model without its weights"):
+            skeleton_for(make_plan({"method": method, **TINY.get(method, {})}, {"max_steps": 2}))
+        return
+    plan = make_plan({"method": method, **TINY.get(method, {})}, {"max_steps": 2})
     counts = count(skeleton_for(plan))
     assert (counts.trainable, counts.total) == real_counts(plan)
 
