@@ -91,6 +91,11 @@ def apply_peft(plan: Plan, base: Any) -> Any:
     config = build_peft_config(plan)
     if config is None:
         return None
+    if isinstance(getattr(config, "init_lora_weights", None), str):
+        # PiSSA, OLoRA, LoftQ, EVA and CorDA start the adapter from the weights or from a pass over the data,
+        # which the skeleton has none of; the shapes are those of the plain initialization (EVA with rho > 1
+        # moves ranks between layers by the data: its counts are those of the recipe's ranks)
+        config.init_lora_weights = True
     check_targets(plan, base)
     try:
         with init_empty_weights():  # adapter weights born on the meta device (none allocated, flags kept)

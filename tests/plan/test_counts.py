@@ -74,3 +74,10 @@ def test_kinds_name_the_adapted_module() -> None:
     assert kind_of("base_model.model.model.layers.0.mlp.up_proj.base_layer.weight") == "model.layers.*.mlp.up_proj"
     assert kind_of("prompt_encoder.default.embedding.weight") == "prompt_encoder"
     assert kind_of("model.norm.weight") == "model.norm"
+
+
+@pytest.mark.parametrize("init", ["pissa", "olora", "corda", "eva"])
+def test_weight_or_data_initializations_count_as_the_plain_one(make_plan: Any, init: str) -> None:
+    plain = count(skeleton_for(make_plan({**LORA, "target_modules": ["q_proj", "v_proj"]})))
+    other = count(skeleton_for(make_plan({**LORA, "target_modules": ["q_proj", "v_proj"], "init_lora_weights": init})))
+    assert (other.trainable, other.total) == (plain.trainable, plain.total)
