@@ -36,6 +36,7 @@ def lora_kwargs(lora: LoraSection, task_type: str | None) -> dict[str, Any]:
         "target_modules": target_modules(lora.target_modules),
         "exclude_modules": lora.exclude_modules,
         "modules_to_save": lora.modules_to_save,
+        "trainable_token_indices": lora.trainable_tokens,  # token strings: the builder maps them to ids
         "use_rslora": lora.use_rslora,
         "use_dora": lora.use_dora,
         "init_lora_weights": lora.init_lora_weights,

@@ -30,6 +30,10 @@ class LoraSection(Section):
     )
     exclude_modules: list[str] | str | None = Field(None, description="Module names to leave out.")
     modules_to_save: list[str] | None = Field(None, description="Extra modules trained in full and saved.")
+    trainable_tokens: list[str] | None = Field(
+        None, description="Tokens whose embedding and output rows train and are saved (PEFT trainable_token_indices); "
+        "default: the tokens model.special_tokens adds or sets as EOS / BOS.",
+    )
     use_rslora: bool = Field(False, description="Rank-stabilized LoRA: scale by alpha / sqrt(r).")
     use_dora: bool = Field(False, description="Weight-decomposed LoRA (DoRA).")
     init_lora_weights: bool | str = Field(
