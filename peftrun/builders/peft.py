@@ -12,8 +12,9 @@ from peftrun.recipe.schema import LoraSection
 if TYPE_CHECKING:
     from peft import PeftConfig
 
-def build_peft_config(plan: Plan) -> PeftConfig | None:
-    """The PEFT config for a plan; None for full fine-tuning."""
+def build_peft_config(plan: Plan, token_ids: dict[str, list[int]] | None = None) -> PeftConfig | None:
+    """The PEFT config for a plan; None for full fine-tuning. `token_ids` (layer -> ids, from the tokenizer)
+    replace the plan's trainable token strings; without them no token rows train (explain, dry runs)."""
     section = plan.recipe.peft
     if section is None:
         return None
@@ -22,7 +23,10 @@ def build_peft_config(plan: Plan) -> PeftConfig | None:
     lora = isinstance(section, LoraSection)
     config_class = LoraConfig if lora else PromptTuningConfig
     try:
-        return config_class(**(lora_kwargs(section, plan.task_type) if lora else prompt_tuning_kwargs(plan, section)))
+        kwargs = lora_kwargs(section, plan.task_type) if lora else prompt_tuning_kwargs(plan, section)
+        if lora:
+            kwargs["trainable_token_indices"] = token_ids
+        return config_class(**kwargs)
     except (ValueError, TypeError) as exc:  # PEFT's own checks, run at construction
         message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
         raise RecipeError(Problem(plan.recipe.where("peft"), "peft", message)) from None

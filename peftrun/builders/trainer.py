@@ -6,6 +6,7 @@ from typing import Any
 
 from peftrun.builders.peft import build_peft_config
 from peftrun.data import TrainingData
+from peftrun.data.templates import trainable_token_ids
 from peftrun.recipe.plan import Plan
 
 TRAINER_CLASSES = {"sft": "SFTTrainer", "dpo": "DPOTrainer", "grpo": "GRPOTrainer", "reward": "RewardTrainer"}
@@ -32,7 +33,7 @@ def build_trainer(
         "train_dataset": data.train,
         "eval_dataset": data.eval,
         "processing_class": tokenizer,
-        "peft_config": None if wrapped else build_peft_config(plan),
+        "peft_config": None if wrapped else build_peft_config(plan, trainable_token_ids(plan, model, tokenizer)),
         "callbacks": callbacks,
     }
     if plan.trainer_type == "grpo":

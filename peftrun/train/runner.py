@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import Interrupted, LaunchError, TrainingError
+from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
@@ -147,21 +147,30 @@ def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: boo
 def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
     """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
     from peftrun.data import load_training_data
+    from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.train.modeling import load_model, load_tokenizer
 
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
-    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank)
+    require_template(tokenizer, plan, data.conversational)
+    if model is None:
+        return data, tokenizer, load_model(plan, tokenizer, local_rank)
+    fit_embeddings(model, tokenizer)
+    return data, tokenizer, model
 
 
 def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
            resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
-    from peftrun.train.modeling import keep_full_layers_at_model_dtype
+    from peftrun.train.modeling import expose_output_bias, keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
     trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
+        raise DataError("no training example is left after tokenization: each lost its trained tokens to "
+                        "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
+    expose_output_bias(trainer.model)
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
