@@ -93,20 +93,26 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str, data_f
         raise DataError(f"{key}: cannot read {first!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
+def _records(path: str) -> list[dict[str, Any]]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".jsonl"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}
+        data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+    return data
+
+
 def json_rows(paths: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    """The records of .jsonl / .json files, values as JSON has them. (`stamps`, each file's size and
-    mtime, only key the datasets cache so that a changed file is read again.)"""
-    for path in paths:
-        text = Path(path).read_text(encoding="utf-8")
-        if path.endswith(".jsonl"):
-            yield from (json.loads(line) for line in text.splitlines() if line.strip())
-            continue
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}
-            data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
-        yield from data
+    """The records of .jsonl / .json files, values as JSON has them, each with every field any record has
+    (None where absent: Arrow takes a batch's fields from its first record and would drop the others).
+    (`stamps`, each file's size and mtime, only key the datasets cache so that a changed file is read again.)"""
+    records = [record for path in paths for record in _records(path)]
+    fields = list(dict.fromkeys(key for record in records if isinstance(record, dict) for key in record))
+    for record in records:
+        yield {key: record.get(key) for key in fields} if isinstance(record, dict) else record
 
 
 def _json_dataset(paths: list[str], cache_dir: str | None) -> Any:

@@ -80,7 +80,7 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None, str 
         found = _models_in(field.annotation) if field else []
         model = found[0] if len(found) == 1 else None
         candidates = found if len(found) > 1 else []
-        label_next = field is not None and not found and _plain_union(field.annotation)
+        label_next = field is not None and len(found) <= 1 and _plain_union(field.annotation)  # e.g. name | mapping
     return shown, model, union
 
 
