@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from peftrun.data.formats import RowError, converter, describe, needed_fields
 from peftrun.errors import DataError
 from peftrun.recipe.schema.dataset import FormatMapping
 
+log = logging.getLogger("peftrun")
 SHAPE_COLUMNS = ("messages", "conversations", "prompt", "completion", "chosen", "rejected", "text", "label")
 MAX_ROW_ERRORS = 5
 
@@ -79,6 +81,8 @@ def unify(parts: list[tuple[str, Any]], trainer_type: str) -> list[Any]:
         return [ds for _, ds in parts]
     joinable = {frozenset({"messages"}), frozenset({"prompt", "completion"})}
     if trainer_type == "sft" and shapes == joinable and all(_conversational(ds) for _, ds in parts):
+        log.warning("the sources mix prompt / completion and messages: all become messages, which train on every "
+                    "token unless trainer.assistant_only_loss is true")
         return [ds.map(_as_messages, remove_columns=["prompt", "completion"], desc=f"Joining {label} into messages")
                 if "prompt" in ds.column_names else ds for label, ds in parts]
     listed = "; ".join(f"{label} has {sorted(ds.column_names)}" for label, ds in parts)
