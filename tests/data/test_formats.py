@@ -195,3 +195,25 @@ def test_schema_refuses_both_forms_and_shared_settings() -> None:
         with pytest.raises(RecipeError) as error:
             load_recipe({**base, "dataset": dataset})
         assert message in str(error.value)
+
+
+def test_eval_from_its_own_sources(tmp_path: Path) -> None:
+    train = source(tmp_path, "a", [{"instruction": f"Say {i}", "output": str(i)} for i in range(4)], "alpaca")
+    held = source(tmp_path, "e", [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Ho"}]}],
+                  "sharegpt")
+    data = load(tmp_path, {"sources": [train], "eval": {"sources": [held]}})
+    assert (len(data.train), data.eval["messages"]) == (4, [[U("Hi"), A("Ho")]])
+
+
+def test_the_cache_can_be_relocated_and_switched_off(tmp_path: Path) -> None:
+    import datasets
+
+    alpaca = source(tmp_path, "a", [{"instruction": "Say 1", "output": "1"}], "alpaca")
+    cache = tmp_path / "cache"
+    cached = load(tmp_path, {**alpaca, "cache_dir": str(cache)})
+    assert cached.train.cache_files and cached.train.cache_files[0]["filename"].startswith(str(cache))
+    uncached = load(tmp_path, {**alpaca, "cache_dir": str(cache), "cache": False})
+    assert not datasets.is_caching_enabled()
+    assert not uncached.train.cache_files[0]["filename"].startswith(str(cache)), "converted data is not kept"
+    load(tmp_path, alpaca)
+    assert datasets.is_caching_enabled(), "the next run caches again"
