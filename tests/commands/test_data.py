@@ -48,6 +48,11 @@ def test_json_shows_rows_examples_trained_text_and_lengths(alpaca_recipe: Path, 
 
 
 def test_text_marks_the_trained_tokens(alpaca_recipe: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", str(alpaca_recipe), "--show", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "--- example 1 (trained tokens marked [[ ]])" in out
+    reply = out.split("### Response:\n")[1]
+    assert reply.startswith("[[") and reply.rstrip().endswith("<|im_end|>\n\n]]".rstrip())
     assert main(["data", str(alpaca_recipe), "trainer.max_length=20", "--show", "1"]) == 0
     out = capsys.readouterr().out
     assert "  dataset                       6  alpaca" in out
