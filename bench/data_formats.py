@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["original", "alpaca", "sharegpt"], choices=list(EXTRA))
     parser.add_argument("--steps", type=int, default=None, help="cap the training steps (default: the recipe's)")
     args = parser.parse_args()
-    rows = []
+    print(f"{'format':10}{'train loss':>11}{'base EM':>9}{'tuned EM':>10}{'n':>5}{'wall s':>8}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for kind in args.formats:
             overrides = list(EXTRA[kind])
@@ -79,11 +79,8 @@ def main() -> None:
             _, out = run([sys.executable, "-m", "peftrun", "eval", run_dir, "--json"])
             result = json.loads(out.strip().splitlines()[-1])
             loss = json.loads((ROOT / run_dir / "manifest.json").read_text())["training"]["final_train_loss"]
-            rows.append((kind, loss, result["base"]["exact_match"], result["tuned"]["exact_match"], result["n"], wall))
-            print(f"{kind:9} done in {wall:.0f} s", file=sys.stderr)
-    print(f"{'format':10}{'train loss':>11}{'base EM':>9}{'tuned EM':>10}{'n':>5}{'wall s':>8}")
-    for kind, loss, base, tuned, n, wall in rows:
-        print(f"{kind:10}{loss:>11.4f}{base:>9.2f}{tuned:>10.2f}{n:>5}{wall:>8.0f}")
+            base, tuned = result["base"]["exact_match"], result["tuned"]["exact_match"]
+            print(f"{kind:10}{loss:>11.4f}{base:>9.2f}{tuned:>10.2f}{result['n']:>5}{wall:>8.0f}", flush=True)
 
 
 if __name__ == "__main__":
