@@ -6,7 +6,7 @@ types without importing trl (5-6 s). Run it after upgrading TRL:
     python scripts/gen_trl_fields.py            # rewrite the table
     python scripts/gen_trl_fields.py --check    # exit 1 if it drifted
 
-tests/schema/test_trl_fields.py runs the check.
+tests/recipe/schema/test_generated_tables.py runs the check.
 """
 
 from __future__ import annotations
@@ -24,22 +24,28 @@ TABLE = Path(__file__).resolve().parents[1] / "peftrun" / "recipe" / "schema" / 
 SIMPLE = {bool: "bool", int: "int", float: "float", str: "str", dict: "dict"}
 
 
-def _kinds(tp: object) -> tuple[list[str], bool, list | None]:
-    """Map a dataclass annotation to (kinds, nullable, choices)."""
+Kinds = tuple[list[str], bool, "list | None"]
+
+
+def _kinds(tp: object, leaf: typing.Callable[[object], Kinds | None] | None = None) -> Kinds:
+    """Map a dataclass annotation to (kinds, nullable, choices); `leaf` may map a non-union type first."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         kinds: list[str] = []
         nullable, choices = False, None
         for arg in typing.get_args(tp):
-            sub, sub_null, sub_choices = _kinds(arg)
+            sub, sub_null, sub_choices = _kinds(arg, leaf)
             kinds += [k for k in sub if k not in kinds]
             nullable |= sub_null
             choices = sub_choices or choices
         if choices and "str" in kinds and set(kinds) <= {"str", "list[str]"}:
             kinds = ["str"]
-        return kinds, nullable, choices
+        return sorted(kinds), nullable, choices  # sorted: typing caches equal unions in first-seen order
     if tp is type(None):
         return [], True, None
+    mapped = leaf(tp) if leaf else None
+    if mapped is not None:
+        return mapped
     if origin is typing.Literal:
         return sorted({SIMPLE[type(a)] for a in typing.get_args(tp)}), False, None
     if origin is list:
@@ -72,13 +78,13 @@ def _default(field: dataclasses.Field) -> tuple[bool, object]:
     return True, value
 
 
-def describe(config_class: type) -> list[dict]:
+def describe(config_class: type, leaf: typing.Callable[[object], Kinds | None] | None = None) -> list[dict]:
     hints = typing.get_type_hints(config_class)
     rows = []
     for field in dataclasses.fields(config_class):
         if not field.init or field.name.startswith("_"):
             continue
-        kinds, nullable, choices = _kinds(hints[field.name])
+        kinds, nullable, choices = _kinds(hints[field.name], leaf)
         choices = field.metadata.get("choices", choices)
         row: dict = {"name": field.name, "kinds": kinds, "nullable": nullable}
         if choices:
@@ -91,30 +97,54 @@ def describe(config_class: type) -> list[dict]:
     return rows
 
 
+# trainer type -> (module, config class); the experimental ones come from trl.experimental
+CONFIGS = {
+    "sft": ("trl", "SFTConfig"),
+    "dpo": ("trl", "DPOConfig"),
+    "grpo": ("trl", "GRPOConfig"),
+    "reward": ("trl", "RewardConfig"),
+    "kto": ("trl", "KTOConfig"),
+    "rloo": ("trl", "RLOOConfig"),
+    "distillation": ("trl", "DistillationConfig"),
+    "orpo": ("trl.experimental.orpo", "ORPOConfig"),
+    "cpo": ("trl.experimental.cpo", "CPOConfig"),
+}
+
+
 def build_table() -> dict:
+    import importlib
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import trl
 
-    classes = {"sft": trl.SFTConfig, "dpo": trl.DPOConfig, "grpo": trl.GRPOConfig, "reward": trl.RewardConfig}
+    classes = {kind: getattr(importlib.import_module(module), name) for kind, (module, name) in CONFIGS.items()}
     return {
         "trl_version": trl.__version__,
         "classes": {kind: cls.__name__ for kind, cls in classes.items()},
+        "modules": {kind: module for kind, (module, _) in CONFIGS.items()},
         "fields": {kind: describe(cls) for kind, cls in classes.items()},
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the table differs from the installed TRL")
+def write_or_check(table: Path, build: typing.Callable[[], dict], script: str) -> int:
+    """Rewrite `table` from `build()`, or with --check exit 1 when it differs (shared with gen_peft_fields.py)."""
+    parser = argparse.ArgumentParser(description=f"Generate {table.name} from the installed library.")
+    parser.add_argument("--check", action="store_true", help="fail if the table differs from the installed library")
     args = parser.parse_args()
-    text = json.dumps(build_table(), indent=1, sort_keys=True) + "\n"
+    text = json.dumps(build(), indent=1, sort_keys=True) + "\n"
     if args.check:
-        if TABLE.read_text() != text:
-            print(f"{TABLE} is out of date: run python scripts/gen_trl_fields.py", file=sys.stderr)
+        if not table.is_file() or table.read_text() != text:
+            print(f"{table} is out of date: run python scripts/{script}", file=sys.stderr)
             return 1
         return 0
-    TABLE.write_text(text)
-    print(f"wrote {TABLE}")
+    table.write_text(text)
+    print(f"wrote {table}")
     return 0
+
+
+def main() -> int:
+    return write_or_check(TABLE, build_table, "gen_trl_fields.py")
 
 
 if __name__ == "__main__":

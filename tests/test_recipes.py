@@ -16,7 +16,7 @@ from peftrun.recipe.resolver import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
-# every recipe file, except the partial ones under base/ (they are checked through the recipes extending them)
+# every recipe file (the bases they share are in the package: peftrun/recipe/bases, `extends: peftrun:NAME`)
 SHIPPED = sorted(p for p in RECIPES.rglob("*.yaml") if "base" not in p.relative_to(RECIPES).parts[:-1])
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="H100")
 
@@ -42,8 +42,9 @@ def test_shipped_recipe_validates_resolves_and_explains(path: Path, hardware: Ha
     table = explain.as_table(resolved)
     assert all(re.search(rf"^{re.escape(v['key'])} ", table, re.MULTILINE) for v in values)
     sources = {v["key"]: v["source"] for v in values}
-    assert re.search(r"recipes/[\w/-]+\.yaml:\d+:\d+$", sources["trainer.type"])
-    assert re.search(r"recipes/[\w/-]+\.yaml:\d+:\d+$", sources["model.name_or_path"])
+    located = r"^(recipes/[\w/-]+\.yaml|peftrun:[\w-]+):\d+:\d+$"  # the recipe or a base shipped in the package
+    assert re.search(located, sources["trainer.type"])
+    assert re.search(located, sources["model.name_or_path"])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(RECIPES).as_posix())
@@ -58,8 +59,9 @@ def test_shipped_recipe_header(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(RECIPES).as_posix())
 def test_shipped_recipes_share_a_base(path: Path) -> None:
     sources = load_recipe(path).sources
-    assert "recipes/base/defaults.yaml" in sources["seed"]
-    assert any("recipes/base/" in source for key, source in sources.items() if key.startswith("trainer."))
+    assert sources["seed"] == "peftrun:defaults:3:1"
+    assert any(source.startswith("peftrun:") for key, source in sources.items() if key.startswith("trainer."))
+    assert [b["base"] for b in load_recipe(path).bases][0] == "peftrun:defaults"
 
 
 def test_sft_lora_qwen2_is_the_guide_example() -> None:
@@ -115,3 +117,11 @@ def test_grpo_names_a_shipped_reward() -> None:
     module, function = trainer.reward_funcs[0].split(":")
     assert callable(getattr(importlib.import_module(module), function))
     assert (trainer.per_device_train_batch_size * trainer.gradient_accumulation_steps) % trainer.num_generations == 0
+
+
+def test_new_trainer_types_and_methods() -> None:
+    kto, distill, ia3 = plan("kto-lora.yaml"), plan("distillation-lora.yaml"), plan("ia3.yaml")
+    assert (kto.trainer_type, kto.training_args["learning_rate"]) == ("kto", 1e-5)
+    assert distill.training_args["teacher_model_name_or_path"] == "Qwen/Qwen2-1.5B-Instruct"
+    assert (ia3.peft_method, ia3.training_args["learning_rate"]) == ("ia3", 1e-2)
+    assert explain.built_objects(ia3)["peft.IA3Config"] == {"task_type": "CAUSAL_LM", "target_modules": None}

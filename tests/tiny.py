@@ -66,5 +66,11 @@ def prompt_rows(n: int = 16) -> list[dict]:
     return [{"prompt": f"Repeat {i % 4}:", "answer": str(i % 4)} for i in range(n)]
 
 
+def unpaired_rows(n: int = 32) -> list[dict]:
+    """KTO's unpaired preference format: a completion and whether it is desirable."""
+    return [{"prompt": f"Count to {i % 5}:", "completion": " " + " ".join(map(str, range(i % 5 + 1))) if i % 2 else " no",
+             "label": bool(i % 2)} for i in range(n)]
+
+
 def text_rows(n: int = 32) -> list[dict]:
     return [{"text": f"The number {i % 9} follows {i % 9 - 1}."} for i in range(n)]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from peftrun.builders.peft import build_peft_config
+from peftrun.builders.trainers import extra_arguments, method_callbacks, trainer_class
 from peftrun.data import TrainingData
 from peftrun.data.templates import trainable_token_ids
 from peftrun.recipe.plan import Plan
-
-TRAINER_CLASSES = {"sft": "SFTTrainer", "dpo": "DPOTrainer", "grpo": "GRPOTrainer", "reward": "RewardTrainer"}
 
 
 def build_trainer(
@@ -18,14 +18,13 @@ def build_trainer(
     model: Any,
     tokenizer: Any,
     data: TrainingData,
-    reward_funcs: list[Any] | None = None,
+    extras: Mapping[str, Any] | None = None,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """The TRL trainer; it wraps the model with the plan's PEFT config itself (as TRL scripts do)."""
-    import trl
+    """The TRL trainer; it wraps the model with the plan's PEFT config itself (as TRL scripts do).
+    `extras` holds what some types take besides (reward_funcs, teacher_model: builders/trainers.py)."""
     from peft import PeftModel
 
-    trainer_class = getattr(trl, TRAINER_CLASSES[plan.trainer_type])
     wrapped = isinstance(model, PeftModel)  # a caller's own PEFT model: TRL refuses a second config
     kwargs: dict[str, Any] = {
         "model": model,
@@ -34,8 +33,7 @@ def build_trainer(
         "eval_dataset": data.eval,
         "processing_class": tokenizer,
         "peft_config": None if wrapped else build_peft_config(plan, trainable_token_ids(plan, model, tokenizer)),
-        "callbacks": callbacks,
+        "callbacks": [*(callbacks or []), *method_callbacks(plan)],
+        **extra_arguments(plan, extras or {}),
     }
-    if plan.trainer_type == "grpo":
-        kwargs["reward_funcs"] = reward_funcs
-    return trainer_class(**kwargs)
+    return trainer_class(plan.trainer_type)(**kwargs)

@@ -10,10 +10,12 @@ from peftrun.recipe.schema import trl_table
 
 
 def trainer_config_class(trainer_type: str) -> type:
-    """The TRL config class for a trainer type."""
-    import trl
+    """The TRL config class for a trainer type (from trl, or trl.experimental for the experimental ones)."""
+    import importlib
+    import os
 
-    return getattr(trl, trl_table()["classes"][trainer_type])
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
+    return getattr(importlib.import_module(trl_table()["modules"][trainer_type]), trl_table()["classes"][trainer_type])
 
 
 def build_training_args(plan: Plan) -> Any:

@@ -20,7 +20,9 @@ def main(args: argparse.Namespace) -> int:
 
     from peftrun.train.generation import as_chat, generate
     from peftrun.train.merge import load_tuned
+    from peftrun.train.rundir import require_finished
 
+    require_finished(args.run_dir)
     model, tokenizer, _ = load_tuned(args.run_dir)
     context = model.disable_adapter() if args.base and hasattr(model, "disable_adapter") else nullcontext()
     with context:

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from peftrun.errors import RunDirError
     from peftrun.train.merge import merge_run
+    from peftrun.train.rundir import require_finished
 
+    require_finished(args.run_dir)
     if args.output.exists() and any(args.output.iterdir()):
         raise RunDirError(f"{args.output} is not empty: choose an empty or new directory")
     print(f"merged model written to {merge_run(args.run_dir, args.output)}")

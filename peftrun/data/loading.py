@@ -31,6 +31,11 @@ FORMATS: dict[str, list[tuple[str, frozenset[str]]]] = {
     "dpo": [("preference", frozenset({"chosen", "rejected"}))],
     "reward": [("preference", frozenset({"chosen", "rejected"}))],
     "grpo": [("prompt-only", frozenset({"prompt"}))],
+    "rloo": [("prompt-only", frozenset({"prompt"}))],
+    "kto": [("unpaired preference", frozenset({"prompt", "completion", "label"}))],
+    "distillation": [("prompt-only", frozenset({"prompt"}))],  # TRL's DistillationTrainer generates on-policy
+    "orpo": [("preference", frozenset({"chosen", "rejected"}))],
+    "cpo": [("preference", frozenset({"chosen", "rejected"}))],
 }
 
 

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,13 +36,25 @@ from peftrun.recipe.plan import Plan
 
 
 
+@dataclass(frozen=True)
+class HeldLock:
+    """The run directory's lock, held by the launching process for the processes it starts."""
+
+    env: dict[str, str] = field(default_factory=dict)  # tells their rank 0 who holds it
+    fds: tuple[int, ...] = ()  # the launcher process keeps the lock too, should this process die first
+
+
 class RunDirChecks(Protocol):
     """What the run side tells the launcher about the run directory (the launch layer cannot import it)."""
 
     manifest: Path  # written last by a finished run
 
-    def check_before_launch(self) -> None:
-        """Refuse an occupied run directory before any process starts."""
+    def hold(self) -> AbstractContextManager[HeldLock]:
+        """Take the run directory's lock (one writer) for as long as the launched run lasts."""
+
+    def check_before_launch(self) -> str | None:
+        """Refuse an occupied run directory before any process starts; a message when there is nothing
+        to run (--resume of a finished run)."""
 
 
 def needs_launch(plan: Plan, env: Mapping[str, str] | None = None) -> bool:
@@ -91,16 +105,25 @@ def from_cli(plan: Plan, recipe: str, overrides: Sequence[str], *, overwrite: bo
 def run_launcher(plan: Plan, script_args: Sequence[str], run_dir: RunDirChecks) -> int:
     """Run the launcher, wait for it, and propagate its exit code; 0 only when the run really had its processes."""
     launch = plan.recipe.launch
-    if launch.machine_rank == 0:  # refuse an occupied directory before starting anything
-        run_dir.check_before_launch()
+    with run_dir.hold() if launch.machine_rank == 0 else nullcontext(HeldLock()) as held:
+        if launch.machine_rank == 0:  # refuse an occupied directory before starting anything
+            done = run_dir.check_before_launch()
+            if done is not None:
+                print(done)
+                return 0
+        return _launch(plan, script_args, run_dir, held)
+
+
+def _launch(plan: Plan, script_args: Sequence[str], run_dir: RunDirChecks, held: HeldLock) -> int:
+    launch = plan.recipe.launch
     expected = expected_world_size(plan)
     argv = launch_argv(plan, script_args)
-    env = dict(os.environ)
+    env = {**os.environ, **held.env}
     env[EXPECTED_WORLD_SIZE] = str(expected) if expected else "unknown"  # also marks them as launched by peftrun
     _warn_default_accelerate_config(plan)
     print(f"peftrun: launching {describe(plan)}\n  {shlex.join(argv)}", file=sys.stderr, flush=True)
     started = time.time()
-    code = _wait(subprocess.Popen(argv, env=env))
+    code = _wait(subprocess.Popen(argv, env=env, pass_fds=held.fds))
     if code != 0:
         print(f"error: the launched run failed (launcher exit status {code}); the failing process's error is above",
               file=sys.stderr)

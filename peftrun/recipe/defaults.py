@@ -17,7 +17,7 @@ LORA_ALPHA: Final = 32  # TRL ModelConfig
 LORA_DROPOUT: Final = 0.05  # TRL ModelConfig
 LORA_BIAS: Final = "none"  # TRL get_peft_config
 LORA_TARGET_MODULES: Final = "all-linear"  # peftrun: all linear layers train better than PEFT's q/v
-PROMPT_TUNING_VIRTUAL_TOKENS: Final = 20
+PROMPT_TUNING_VIRTUAL_TOKENS: Final = 20  # also for the other prompt-learning methods (PEFT leaves it unset)
 PROMPT_TUNING_INIT: Final = "RANDOM"
 QUANT_TYPE_4BIT: Final = "nf4"  # QLoRA paper
 DOUBLE_QUANT_4BIT: Final = True  # QLoRA paper
@@ -44,23 +44,68 @@ CHAT_TEMPLATES: Final[dict[str, str | None]] = {
 # GRPO reward functions shipped in peftrun/train/rewards.py, by the names a recipe uses
 SHIPPED_REWARDS: Final = ("answer_match", "answer_contains", "think_format", "concise")
 
-# --- learning-rate rule (TRL's PEFT guidance) -------------------------------------------
-FULL_FT_LEARNING_RATE: Final = {"sft": 2.0e-5, "dpo": 5.0e-7, "grpo": 1.0e-6, "reward": 1.0e-5}
+# --- learning-rate rule ----------------------------------------------------------------------
+# Full fine-tuning baseline per trainer type, and its source.
+FULL_FT_LEARNING_RATE: Final = {
+    "sft": 2.0e-5, "dpo": 5.0e-7, "grpo": 1.0e-6, "reward": 1.0e-5,  # TRL's PEFT guidance
+    "kto": 1.0e-6, "rloo": 1.0e-6, "distillation": 1.0e-6,  # TRL 1.16 KTOConfig / RLOOConfig / DistillationConfig default
+    "orpo": 1.0e-6, "cpo": 1.0e-6,  # TRL 1.16 trl.experimental ORPOConfig / CPOConfig default
+}
 LORA_LR_MULTIPLIER: Final = 10.0
 PROMPT_TUNING_LEARNING_RATE: Final = 2.0e-2
+
+TRL_PEFT_GUIDE: Final = "TRL's PEFT guide: LoRA ~10x the full fine-tuning rate"
+PEFT_PROMPT_EXAMPLE: Final = "PEFT's causal-LM prompt-tuning example trains at 3e-2; useful range 1e-2 to 3e-2"
+SUITE_FULL_FT_RATE: Final = 1.0e-5  # the suite's full fine-tuning run (full-finetuning/llama-3.2-3B-lr_0.00001)
+
+
+def _suite(rate: float) -> tuple[float, str]:
+    """A multiplier from PEFT's method-comparison suite (method_comparison/MetaMathQA, Llama-3.2-3B): the rate of
+    the method's best-scoring published run over the suite's full fine-tuning rate (1e-5)."""
+    return (float(f"{rate / SUITE_FULL_FT_RATE:.6g}"),
+            f"PEFT method-comparison suite: best {'{method}'} run at {rate:g}, full fine-tuning at {SUITE_FULL_FT_RATE:g}")
+
+
+# PEFT method -> ("x", multiplier of the trainer's full fine-tuning rate, source) or ("abs", rate, source).
+# Methods without a published suite run take the LoRA rule; refused methods (recipe/methods.py) have none.
+METHOD_LEARNING_RATES: Final[dict[str, tuple[str, float, str]]] = {
+    "lora": ("x", LORA_LR_MULTIPLIER, TRL_PEFT_GUIDE),
+    "prompt_tuning": ("abs", PROMPT_TUNING_LEARNING_RATE, PEFT_PROMPT_EXAMPLE),
+    **{method: ("x", *_suite(rate)) for method, rate in {
+        "adalora": 1e-4, "adamss": 1e-4, "adaption_prompt": 5e-3, "beft": 1e-4, "boft": 1e-4, "c3a": 3e-1,
+        "deft": 1e-4, "delora": 1e-3, "fourierft": 1e-4, "frod": 1e-4, "glora": 1e-4, "gralora": 2e-4,
+        "hira": 4.5e-3, "ia3": 5e-3, "lily": 1e-4, "ln_tuning": 1e-4, "loha": 1e-4, "lokr": 3e-3,
+        "miss": 1e-4, "oft": 1e-4, "osf": 5e-5, "p_tuning": 1e-4, "peanut": 1e-4, "prefix_tuning": 5e-3,
+        "psoft": 1e-4, "pvera": 3e-3, "randlora": 1e-4, "road": 1e-3, "shira": 3e-4, "tinylora": 1e-3,
+        "trainable_tokens": 2e-1, "unilora": 1e-4, "vblora": 1e-4, "vera": 1e-3, "waveft": 1e-4,
+    }.items()},
+}
+NO_SUITE_RUN: Final = "the LoRA rule (PEFT's method-comparison suite publishes no run for this method)"
+
+# peftrun's defaults layered over PEFT's own, per method: field -> (value, rule `explain` shows).
+LINEAR_TARGETS: Final = (LORA_TARGET_MODULES, "default: all-linear (peftrun; trains better than PEFT's q/v default)")
+VIRTUAL_TOKENS: Final = (PROMPT_TUNING_VIRTUAL_TOKENS, f"default: {PROMPT_TUNING_VIRTUAL_TOKENS} virtual tokens")
+PEFT_DEFAULTS: Final[dict[str, dict[str, tuple[object, str]]]] = {
+    "lora": {
+        "r": (LORA_R, f"default: TRL ModelConfig lora_r={LORA_R}"),
+        "lora_alpha": (LORA_ALPHA, f"default: TRL ModelConfig lora_alpha={LORA_ALPHA}"),
+        "lora_dropout": (LORA_DROPOUT, f"default: TRL ModelConfig lora_dropout={LORA_DROPOUT}"),
+        "bias": (LORA_BIAS, "default: TRL get_peft_config bias='none'"),
+    },
+    "prompt_tuning": {"prompt_tuning_init": (PROMPT_TUNING_INIT, f"default: {PROMPT_TUNING_INIT} initialization")},
+    "ia3": {"target_modules": ("qv", "default: qv = PEFT's per-architecture IA3 layers (an all-linear IA3 adapter "
+                                     "does not reload in PEFT 0.21.2)")},
+}
+
 
 # --- provenance labels for values the user did not write -----------------------------------
 RULES: Final[dict[str, str]] = {
     "name": "default: the recipe file's stem",
     "seed": f"default: {SEED}",
     "model.dtype": "rule dtype-auto: bfloat16 where the GPU supports it, else float32",
-    "peft.r": f"default: TRL ModelConfig lora_r={LORA_R}",
-    "peft.lora_alpha": f"default: TRL ModelConfig lora_alpha={LORA_ALPHA}",
-    "peft.lora_dropout": f"default: TRL ModelConfig lora_dropout={LORA_DROPOUT}",
-    "peft.bias": "default: TRL get_peft_config bias='none'",
-    "peft.target_modules": "default: all-linear (peftrun; trains better than PEFT's q/v default)",
     "peft.task_type": "rule task-type: CAUSAL_LM, SEQ_CLS for the reward trainer",
     "peft.modules_to_save": "rule reward-head: the reward trainer trains and saves the `score` head",
+    "peft.total_step": "rule adalora-steps: AdaLoRA's rank schedule spans trainer.max_steps",
     "quantization.quant_type": "default: nf4 (QLoRA paper)",
     "quantization.double_quant": "default: double quantization on (QLoRA paper)",
     "quantization.compute_dtype": "rule compute-dtype: follows the resolved model.dtype",
@@ -72,8 +117,6 @@ RULES: Final[dict[str, str]] = {
     "trainer.seed": "from seed",
     "trainer.eval_strategy": "rule eval: dataset.eval is set, so evaluate at the end of every epoch",
     "output.dir": "default: runs/${name}",
-    "peft.num_virtual_tokens": f"default: {PROMPT_TUNING_VIRTUAL_TOKENS} virtual tokens",
-    "peft.prompt_tuning_init": f"default: {PROMPT_TUNING_INIT} initialization",
     "launch.num_processes": "rule launch-processes: auto = every visible GPU, one process without a GPU",
     "launch.mixed_precision": "rule launch-precision: follows the trainer's bf16 / fp16 flags (TRL's config decides)",
     "quantization.quant_storage": "rule quant-storage: FSDP / ZeRO-3 shard 4-bit weights stored in the compute dtype",
@@ -84,12 +127,35 @@ RULES: Final[dict[str, str]] = {
 }
 
 
+def peft_defaults(method: str, linear_targets: bool, prompt_learning: bool) -> dict[str, tuple[object, str]]:
+    """peftrun's defaults for a PEFT method: field -> (value, rule). `linear_targets`: the method adapts the
+    modules target_modules names (all-linear by default); `prompt_learning`: it trains virtual tokens."""
+    out: dict[str, tuple[object, str]] = {}
+    if linear_targets:
+        out["target_modules"] = LINEAR_TARGETS
+    if prompt_learning:
+        out["num_virtual_tokens"] = VIRTUAL_TOKENS
+    return {**out, **PEFT_DEFAULTS.get(method, {})}
+
+
+def method_rate(peft_method: str) -> tuple[str, float, str]:
+    """(kind, value, source) of a PEFT method's learning-rate rule: kind "x" multiplies the trainer's full
+    fine-tuning rate, "abs" is a rate of its own."""
+    kind, value, source = METHOD_LEARNING_RATES.get(peft_method, ("x", LORA_LR_MULTIPLIER, NO_SUITE_RUN))
+    return kind, value, source.replace("{method}", peft_method)
+
+
 def learning_rate_rule(trainer_type: str, peft_method: str | None) -> tuple[float, str]:
-    """The learning rate for a trainer and PEFT method, with the rule's explanation."""
+    """The learning rate for a trainer and PEFT method, with the rule's explanation and source."""
     base = FULL_FT_LEARNING_RATE[trainer_type]
+    if peft_method is None:
+        return base, f"rule learning-rate: full fine-tuning {trainer_type} baseline {base:g}"
+    kind, value, source = method_rate(peft_method)
     if peft_method == "prompt_tuning":
-        return PROMPT_TUNING_LEARNING_RATE, "rule learning-rate: prompt tuning 2e-2 (useful range 1e-2 to 3e-2)"
-    if peft_method == "lora":
-        rate = float(f"{base * LORA_LR_MULTIPLIER:.6g}")
-        return rate, f"rule learning-rate: LoRA = 10 x the full fine-tuning {trainer_type} rate {base:g}"
-    return base, f"rule learning-rate: full fine-tuning {trainer_type} baseline {base:g}"
+        return value, "rule learning-rate: prompt tuning 2e-2 (useful range 1e-2 to 3e-2)"
+    if kind == "abs":
+        return value, f"rule learning-rate: {peft_method} {value:g} ({source})"
+    rate = float(f"{base * value:.6g}")
+    name = "LoRA" if peft_method == "lora" else peft_method
+    return rate, f"rule learning-rate: {name} = {value:g} x the full fine-tuning {trainer_type} rate {base:g}" + (
+        "" if peft_method == "lora" else f" ({source})")

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from peftrun.recipe import launch_command as launch
-from peftrun.recipe.objects import lora_kwargs, prompt_tuning_kwargs, quantization_kwargs
+from peftrun.recipe.objects import peft_class, peft_kwargs, quantization_kwargs
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import LoraSection, trl_table
+from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, trl_table
 
 Row = tuple[str, Any, str]  # key path, value, source
 
@@ -42,15 +42,13 @@ def _trainer_rows(plan: Plan) -> list[Row]:
 def built_objects(plan: Plan) -> dict[str, dict[str, Any]]:
     """The library objects a run builds, as class name -> keyword arguments (no library imported)."""
     objects: dict[str, dict[str, Any]] = {}
-    peft = plan.recipe.peft
-    if isinstance(peft, LoraSection):
-        objects["peft.LoraConfig"] = lora_kwargs(peft, plan.task_type)
-    elif peft is not None:
-        objects["peft.PromptTuningConfig"] = prompt_tuning_kwargs(plan, peft)
+    if plan.recipe.peft is not None:
+        objects[f"peft.{peft_class(plan)}"] = peft_kwargs(plan)
     quant = quantization_kwargs(plan)
     if quant is not None:
         objects["transformers.BitsAndBytesConfig"] = quant
-    objects[f"trl.{trl_table()['classes'][plan.trainer_type]}"] = dict(plan.training_args)
+    module = trl_table()["modules"][plan.trainer_type]
+    objects[f"{module}.{trl_table()['classes'][plan.trainer_type]}"] = dict(plan.training_args)
     return objects
 
 
@@ -61,8 +59,10 @@ def rows(plan: Plan) -> list[Row]:
         ("name", recipe.name, plan.source("name")),
         ("seed", recipe.seed, plan.source("seed")),
     ]
-    for section in ("model", "quantization", "peft"):
+    for section in ("model", "quantization"):
         out += _section_rows(section, getattr(recipe, section), plan)
+    peft_default = f"default: PEFT's {peft_class(plan)}" if recipe.peft else "default"
+    out += [(k, v, peft_default if s == "default" else s) for k, v, s in _section_rows("peft", recipe.peft, plan)]
     out += _trainer_rows(plan)
     for section in ("dataset", "output", "launch"):
         out += _section_rows(section, getattr(recipe, section), plan)
@@ -74,6 +74,7 @@ def as_data(plan: Plan) -> dict[str, Any]:
     return {
         "recipe": str(plan.recipe.path or ""),
         "hardware": plan.hardware.describe(),
+        "bases": plan.recipe.bases,
         "values": [{"key": k, "value": v, "source": s} for k, v, s in rows(plan)],
         "builds": built_objects(plan),
         "warnings": list(plan.warnings),
@@ -87,7 +88,8 @@ def as_table(plan: Plan) -> str:
     shown = [(k, _show(v), s) for k, v, s in table]
     width_key = max(len(k) for k, _, _ in shown)
     width_value = min(max(len(v) for _, v, _ in shown), 48)
-    lines = [f"recipe:   {plan.recipe.path or '(mapping)'}", f"hardware: {plan.hardware.describe()}", ""]
+    lines = [f"recipe:   {plan.recipe.path or '(mapping)'}", f"hardware: {plan.hardware.describe()}"]
+    lines += [f"base:     {base_line(base)}" for base in plan.recipe.bases] + [""]
     lines += [f"{k:<{width_key}}  {v:<{width_value}}  {s}" for k, v, s in shown]
     for name, kwargs in built_objects(plan).items():
         lines += ["", f"{name}("]
@@ -96,6 +98,11 @@ def as_table(plan: Plan) -> str:
     lines += launch.explain_lines(plan)
     lines += [f"\nwarning: {w}" for w in plan.warnings]
     return "\n".join(lines)
+
+
+def base_line(base: dict[str, str]) -> str:
+    """One base a recipe extends: its name and commit (git) or content hash."""
+    return f"{base['base']} commit {base['commit']}" if "commit" in base else f"{base['base']} sha256 {base['sha256']}"
 
 
 def _show(value: Any) -> str:

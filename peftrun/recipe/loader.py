@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from peftrun.recipe import bases as shared
 from peftrun.recipe import defaults
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.schema import Recipe
@@ -94,9 +95,9 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
     return text
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], Sources]:
-    """One YAML file as a mapping and its source map; every problem in it at once."""
-    file = _display(path)
+def read_yaml(path: Path, label: str | None = None) -> tuple[dict[str, Any], Sources]:
+    """One YAML file as a mapping and its source map (files named `label`); every problem in it at once."""
+    file = label or _display(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -157,33 +158,42 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _merge_bases(bases: Any, parent: Path, chain: tuple[Path, ...], where: str) -> tuple[dict[str, Any], Sources]:
-    """Load and deep-merge the recipes named by `extends`, in order."""
+def _merge_bases(
+    bases: Any, parent: Path, chain: tuple[Path, ...], where: str, ctx: shared.Context, sources: Sources | None = None
+) -> tuple[dict[str, Any], Sources]:
+    """Load and deep-merge the recipes named by `extends` (recipe/bases.py), in order; a problem with
+    one entry of a list is located at that entry (`sources`)."""
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
         raise RecipeError(Problem(where, "extends", "must be a path or a list of paths"))
     merged: dict[str, Any] = {}
     merged_src: Sources = {}
-    for base in bases:
-        base_path = (parent / base).resolve()
+    for i, base in enumerate(bases):
+        at = (sources or {}).get(("extends", str(i)), where)
+        base_path = shared.locate(base, parent, at, ctx)
         if base_path in chain:
-            cycle = " -> ".join(_display(p) for p in (*chain, base_path))
-            raise RecipeError(Problem(where, "extends", f"extends cycle: {cycle}"))
-        if not base_path.is_file():
-            raise RecipeError(Problem(where, "extends", f"base recipe not found: {base} (looked for {base_path})"))
-        base_data, base_src = _load_file(base_path, (*chain, base_path))
+            cycle = " -> ".join(ctx.label(p) or _display(p) for p in (*chain, base_path))
+            raise RecipeError(Problem(at, "extends", f"extends cycle: {cycle}"))
+        if not ctx.file_to_read(base_path).is_file():
+            raise RecipeError(Problem(at, "extends", f"base recipe not found: {base} (looked for {base_path})"))
+        base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
+        ctx.record(base_path, _display(base_path))
         merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)
     return merged, merged_src
 
 
-def _load_file(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], Sources]:
-    data, sources = read_yaml(path)
+def _load_file(path: Path, chain: tuple[Path, ...], ctx: shared.Context) -> tuple[dict[str, Any], Sources]:
+    data, sources = read_yaml(ctx.file_to_read(path), ctx.label(path))
+    if ctx.suffix(path):
+        sources = {p: f"{s} ({ctx.suffix(path)})" for p, s in sources.items()}
+    if len(chain) == 1:  # the user's own file: it may accept bases that move
+        ctx.allow_moving = ctx.allow_moving or shared.accepts_moving(data)
     bases = data.pop("extends", None)
     if bases is None:
         return data, sources
     where = sources.get(("extends",), _display(path))
-    merged, merged_src = _merge_bases(bases, path.parent, chain, where)
+    merged, merged_src = _merge_bases(bases, path.parent, chain, where, ctx, sources)
     return deep_merge(merged, merged_src, data, {p: s for p, s in sources.items() if p[0] != "extends"})
 
 
@@ -237,27 +247,33 @@ def interpolate(data: dict[str, Any], sources: Sources) -> dict[str, Any]:
     return resolved
 
 
-def load_recipe(recipe: str | Path | Mapping[str, Any], overrides: Iterable[str] = ()) -> Recipe:
+def load_recipe(
+    recipe: str | Path | Mapping[str, Any], overrides: Iterable[str] = (), bases: shared.Context | None = None
+) -> Recipe:
     """Load, compose, override, interpolate and validate a recipe; every problem at once.
 
     `recipe` is a YAML path or an already-parsed mapping (relative `extends` then
-    resolve against the current directory).
+    resolve against the current directory). `bases` says how to name files read from
+    elsewhere (e.g. a git revision); a fresh context by default.
     """
     path = None if isinstance(recipe, Mapping) else Path(recipe)
     try:
-        return _load(recipe, path, overrides)
+        return _load(recipe, path, overrides, bases or shared.Context())
     except RecipeError as error:
         error.source = error.source or (_display(path.resolve()) if path else "")
         raise
 
 
-def _load(recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: Iterable[str]) -> Recipe:
+def _load(
+    recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: Iterable[str], ctx: shared.Context
+) -> Recipe:
+    over, over_src = parse_overrides(overrides)
+    ctx.allow_moving = ctx.allow_moving or shared.accepts_moving(over)
     if path is None:
         assert isinstance(recipe, Mapping)
-        data, sources = _load_mapping(dict(recipe))
+        data, sources = _load_mapping(dict(recipe), ctx)
     else:
-        data, sources = _load_file(path.resolve(), (path.resolve(),))
-    over, over_src = parse_overrides(overrides)
+        data, sources = _load_file(path.resolve(), (path.resolve(),), ctx)
     data, sources = deep_merge(data, sources, over, over_src)
     if "name" not in data:
         data["name"] = path.stem if path else "recipe"
@@ -266,6 +282,10 @@ def _load(recipe: str | Path | Mapping[str, Any], path: Path | None, overrides: 
     data = interpolate(data, sources)
     recipe = validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path)
     recipe._env_expressions = env
+    recipe._bases = ctx.records
+    trust = shared.trust_problems(recipe, ctx)
+    if trust:
+        raise RecipeError(trust)
     return recipe
 
 
@@ -281,10 +301,11 @@ def env_expressions(data: Any, prefix: str = "") -> dict[str, str]:
     return {path: raw for key, value in items for path, raw in env_expressions(value, key).items()}
 
 
-def _load_mapping(raw: dict[str, Any]) -> tuple[dict[str, Any], Sources]:
+def _load_mapping(raw: dict[str, Any], ctx: shared.Context) -> tuple[dict[str, Any], Sources]:
+    ctx.allow_moving = ctx.allow_moving or shared.accepts_moving(raw)
     bases = raw.pop("extends", None)
     sources: Sources = {p: "python mapping" for p in _leaf_paths(raw)}
     if bases is None:
         return raw, sources
-    merged, merged_src = _merge_bases(bases, Path.cwd(), (), "python mapping")
+    merged, merged_src = _merge_bases(bases, Path.cwd(), (), "python mapping", ctx)
     return deep_merge(merged, merged_src, raw, sources)

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import LoraSection, PromptTuningSection
+from peftrun.recipe.schema import method_info
+from peftrun.recipe.schema.peft import method_defaults, takes_presets
 
 # The `attention` preset: attention projections across common architectures, as a PEFT regex.
 ATTENTION_REGEX = (
@@ -25,43 +28,40 @@ def target_modules(value: list[str] | str) -> list[str] | str | None:
     return value
 
 
-def lora_kwargs(lora: LoraSection, task_type: str | None) -> dict[str, Any]:
-    """Keyword arguments for peft.LoraConfig."""
-    return {
-        "task_type": task_type,
-        "r": lora.r,
-        "lora_alpha": lora.lora_alpha,
-        "lora_dropout": lora.lora_dropout,
-        "bias": lora.bias,
-        "target_modules": target_modules(lora.target_modules),
-        "exclude_modules": lora.exclude_modules,
-        "modules_to_save": lora.modules_to_save,
-        "trainable_token_indices": lora.trainable_tokens,  # token strings: the builder maps them to ids
-        "use_rslora": lora.use_rslora,
-        "use_dora": lora.use_dora,
-        "init_lora_weights": lora.init_lora_weights,
-        "layers_to_transform": lora.layers_to_transform,
-        "layers_pattern": lora.layers_pattern,
-        "rank_pattern": lora.rank_pattern or {},
-        "alpha_pattern": lora.alpha_pattern or {},
-        "fan_in_fan_out": lora.fan_in_fan_out,
-    }
-
-
-def prompt_tuning_kwargs(plan: Plan, prompt: PromptTuningSection) -> dict[str, Any]:
-    """Keyword arguments for peft.PromptTuningConfig; text init uses the model's tokenizer by default."""
-    kwargs: dict[str, Any] = {
-        "task_type": plan.task_type,
-        "num_virtual_tokens": prompt.num_virtual_tokens,
-        "prompt_tuning_init": prompt.prompt_tuning_init,
-        "prompt_tuning_init_text": prompt.prompt_tuning_init_text,
-    }
-    if prompt.prompt_tuning_init == "TEXT":
-        model = plan.recipe.model
-        kwargs["tokenizer_name_or_path"] = prompt.tokenizer_name_or_path or model.tokenizer or model.name_or_path
-        if not (prompt.tokenizer_name_or_path or model.tokenizer) and model.gguf_file:
-            kwargs["tokenizer_kwargs"] = {"gguf_file": model.gguf_file}
+def peft_kwargs(plan: Plan) -> dict[str, Any]:
+    """Keyword arguments for the PEFT config class of the plan's method: the task type, every field the
+    recipe wrote, and peftrun's defaults (recipe/defaults.py); PEFT fills the rest with its own."""
+    section = plan.recipe.peft
+    assert section is not None
+    method = section.method
+    ours = method_defaults(method)
+    kwargs: dict[str, Any] = {"task_type": plan.task_type}
+    for key in type(section).model_fields:
+        if key not in ("method", "task_type", "trainable_tokens") and (key in section.model_fields_set or key in ours):
+            value = getattr(section, key)
+            kwargs[key] = value.model_dump() if isinstance(value, BaseModel) else value  # nested PEFT configs
+    if "target_modules" in kwargs and takes_presets(method):
+        kwargs["target_modules"] = target_modules(kwargs["target_modules"])
+    if getattr(section, "trainable_tokens", None):  # token strings here; builders/peft.py passes their ids
+        kwargs["trainable_token_indices"] = list(section.trainable_tokens)
+    if getattr(section, "prompt_tuning_init", None) == "TEXT":
+        kwargs.update(_text_init_tokenizer(plan, section.tokenizer_name_or_path))
     return kwargs
+
+
+def peft_class(plan: Plan) -> str:
+    """The name of the PEFT config class the plan builds."""
+    assert plan.recipe.peft is not None
+    return str(method_info(plan.recipe.peft.method)["class"])
+
+
+def _text_init_tokenizer(plan: Plan, given: str | None) -> dict[str, Any]:
+    """Text-initialized prompt tuning reads its text with the model's tokenizer unless one is named."""
+    model = plan.recipe.model
+    out: dict[str, Any] = {"tokenizer_name_or_path": given or model.tokenizer or model.name_or_path}
+    if not (given or model.tokenizer) and model.gguf_file:
+        out["tokenizer_kwargs"] = {"gguf_file": model.gguf_file}
+    return out
 
 
 def quantization_kwargs(plan: Plan) -> dict[str, Any] | None:

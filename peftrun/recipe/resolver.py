@@ -17,7 +17,8 @@ from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.launch_rules import resolve_launch
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import STANDARD_COLUMNS, LoraSection, PromptTuningSection, QuantizationSection, Recipe
+from peftrun.recipe.peft_rules import label, peft_rules, trainer_type_rules
+from peftrun.recipe.schema import REWARD_TRAINERS, STANDARD_COLUMNS, QuantizationSection, Recipe
 
 TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
 
@@ -66,42 +67,10 @@ def _task_type(recipe: Recipe, notes: Notes) -> str | None:
     return wanted
 
 
-def _peft_checks(recipe: Recipe, hw: Hardware, notes: Notes) -> None:
-    peft = recipe.peft
-    if isinstance(peft, PromptTuningSection):
-        for key in ("packing", "padding_free"):
-            if getattr(recipe.trainer, key, None):
-                notes.refuse(f"trainer.{key}", f"prompt tuning cannot be combined with {key} (virtual tokens break it)")
-        if recipe.output.save != "adapter":
-            notes.refuse("output.save", "a prompt-tuning adapter cannot be merged into the model: use save: adapter")
-    elif isinstance(peft, LoraSection):
-        _layer_selection_checks(peft, notes)
-        quant = recipe.quantization
-        if peft.use_dora and quant is not None and quant.bits == 8 and not hw.cuda:
-            notes.refuse("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul "
-                         "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA")
-        if recipe.trainer.type == "reward":
-            notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
-
-
-def _layer_selection_checks(lora: LoraSection, notes: Notes) -> None:
-    for key in ("layers_to_transform", "layers_pattern"):
-        if getattr(lora, key) is not None and isinstance(lora.target_modules, str) and lora.target_modules != "qv":
-            notes.refuse(f"peft.{key}", f"`{key}` needs target_modules as a list of names, not the {lora.target_modules} preset")
-    if lora.layers_pattern is not None and lora.layers_to_transform is None:
-        notes.refuse("peft.layers_pattern", "`layers_pattern` is used only with `layers_to_transform`")
-
-
 def _static_defaults(recipe: Recipe, notes: Notes) -> None:
-    """Name the rule behind each schema default that has one in defaults.RULES."""
-    paths = ["seed"]
-    if isinstance(recipe.peft, LoraSection):
-        paths += ["peft.r", "peft.lora_alpha", "peft.lora_dropout", "peft.bias", "peft.target_modules"]
-    elif isinstance(recipe.peft, PromptTuningSection):
-        paths += ["peft.num_virtual_tokens", "peft.prompt_tuning_init"]
-    for path in paths:
-        if not notes.given(path):
-            notes.fill(path, defaults.RULES[path])
+    """Name the rule behind each schema default that has one in defaults.RULES (peft: recipe/peft_rules.py)."""
+    if not notes.given("seed"):
+        notes.fill("seed", defaults.RULES["seed"])
 
 
 def _learning_rate(recipe: Recipe, notes: Notes) -> float:
@@ -112,10 +81,12 @@ def _learning_rate(recipe: Recipe, notes: Notes) -> float:
         return rate
     given = float(recipe.trainer.learning_rate)
     baseline = defaults.FULL_FT_LEARNING_RATE[kind]
-    if method == "lora" and given <= baseline:
+    scale, multiplier, _ = defaults.method_rate(method) if method else ("abs", 1.0, "")
+    if scale == "x" and multiplier > 1 and given <= baseline:
         notes.warnings.append(
             f"{notes.where('trainer.learning_rate')}: trainer.learning_rate {given:g} is at or below the full "
-            f"fine-tuning rate for {kind} ({baseline:g}); LoRA usually needs about 10x that ({rate:g})"
+            f"fine-tuning rate for {kind} ({baseline:g}); {label(str(method))} usually needs about {multiplier:g}x "
+            f"that ({rate:g})"
         )
     return given
 
@@ -150,7 +121,7 @@ def _data_checks(recipe: Recipe, notes: Notes) -> None:
 
 def _grpo_checks(recipe: Recipe, notes: Notes) -> None:
     trainer = recipe.trainer
-    if trainer.type != "grpo":
+    if trainer.type not in REWARD_TRAINERS:
         return
     for i, name in enumerate(trainer.reward_funcs):
         if ":" not in name and name not in SHIPPED_REWARDS:
@@ -186,19 +157,22 @@ def _template_eos(recipe: Recipe, notes: Notes) -> dict[str, Any]:
     return {"eos_token": token}
 
 
-def _new_tokens(recipe: Recipe, notes: Notes) -> Any:
-    """The PEFT section with the rule that trains the embeddings of new special tokens."""
+def _new_tokens(recipe: Recipe, notes: Notes) -> dict[str, Any]:
+    """The rule that trains the embedding and output rows of the recipe's new special tokens (LoRA)."""
     peft, tokens = recipe.peft, recipe.model.special_tokens.trained() if recipe.model.special_tokens else []
     if peft is None or not tokens:
-        return peft
+        return {}
+    if any(m in (getattr(peft, "modules_to_save", None) or []) for m in ("embed_tokens", "lm_head")):
+        return {}
     if not isinstance(peft, LoraSection):
         notes.refuse("model.special_tokens", f"new tokens need trainable embeddings, which {peft.method} cannot "
-                     "train: use LoRA (peft.method: lora) or full fine-tuning")
-        return peft
-    if peft.trainable_tokens is not None or any(m in (peft.modules_to_save or []) for m in ("embed_tokens", "lm_head")):
-        return peft
+                     "train: use LoRA (its trainable_tokens), peft.modules_to_save: [embed_tokens, lm_head] where the "
+                     "method has it, or full fine-tuning")
+        return {}
+    if peft.trainable_tokens is not None:
+        return {}
     notes.fill("peft.trainable_tokens", defaults.RULES["peft.trainable_tokens"])
-    return peft.model_copy(update={"trainable_tokens": tokens})
+    return {"trainable_tokens": tokens}
 
 
 def _trainer_rules(recipe: Recipe, rate: float, flags: dict[str, Any], notes: Notes) -> dict[str, Any]:
@@ -227,12 +201,13 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     recipe = resolve_launch(recipe, hardware, notes, dtype)  # the `launch:` section: peftrun/recipe/launch_rules.py
     quant = _quantization(recipe, dtype, notes)
     task_type = _task_type(recipe, notes)
-    _peft_checks(recipe, hardware, notes)
+    peft_filled, trainer_filled = peft_rules(recipe, hardware, notes)
+    trainer_type_rules(recipe, notes)
     _data_checks(recipe, notes)
     _grpo_checks(recipe, notes)
     _static_defaults(recipe, notes)
     rate = _learning_rate(recipe, notes)
-    peft = _new_tokens(recipe, notes)
+    tokens_filled = _new_tokens(recipe, notes)
     flags = _precision(recipe, dtype, hardware, notes)
     output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
     if recipe.output.dir is None:
@@ -243,8 +218,9 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
         update={
             "model": recipe.model.model_copy(update={"dtype": dtype}),
             "quantization": quant,
-            "peft": peft.model_copy(update={"task_type": task_type}) if peft else None,
-            "trainer": recipe.trainer.model_copy(update=_trainer_rules(recipe, rate, flags, notes)),
+            "peft": recipe.peft.model_copy(update={"task_type": task_type, **peft_filled, **tokens_filled})
+            if recipe.peft else None,
+            "trainer": recipe.trainer.model_copy(update={**_trainer_rules(recipe, rate, flags, notes), **trainer_filled}),
             "output": recipe.output.model_copy(update={"dir": output_dir}),
         }
     )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.hardware import Hardware
+from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION, key_hints
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
@@ -31,11 +32,9 @@ KEY_HINTS: dict[str, str] = {
     "lora_target_modules": "use peft.target_modules",
     "use_peft": "add a `peft:` section (method: lora)",
     "model_name_or_path": "use model.name_or_path",
-    "torch_dtype": "use model.dtype",
-    "max_seq_length": "TRL renamed it: use trainer.max_length",
-    "evaluation_strategy": "TRL renamed it: use trainer.eval_strategy",
     "dataset_name": "use dataset.path",
     **OWNED_ELSEWHERE,
+    **key_hints(),  # keys renamed or removed by peftrun or the libraries (recipe/migrations.py)
 }
 DISCRIMINATORS = {"peft": "method", "trainer": "type", "launch": "strategy"}
 
@@ -107,10 +106,12 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         if hint:
             return f"`{key}` is not a key here: {hint}"
         names = sorted(model.model_fields) if model else []
-        owners = _other_trainers_with(key, model)
+        owners, noun = _other_sections_with(key, model)
         if owners:
-            kinds = " and ".join([", ".join(owners[:-1]), owners[-1]] if len(owners) > 1 else owners)
-            return f"`{key}` is a field of the {kinds} trainer{'s' if len(owners) > 1 else ''}, not of this one"
+            shown = owners if len(owners) <= 5 else [*owners[:4], f"{len(owners) - 4} more"]
+            kinds = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+            here = f"`{key}` is a field of the {kinds} {noun}{'s' if len(owners) > 1 else ''}, not of this one"
+            return here + _suggest(key, [n for n in names if n not in DISCRIMINATORS.values()])
         return f"unknown key `{key}`{_suggest(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
@@ -120,18 +121,24 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str) 
         return f"missing `{field}`, which selects the kind of section"
     if kind == "missing":
         return "required key is missing"
+    if kind == "literal_error" and key == "schema_version":
+        newer = isinstance(error["input"], int) and error["input"] > CURRENT_SCHEMA_VERSION
+        fix = "upgrade peftrun" if newer else "fix the number"
+        return f"this peftrun reads recipe format {CURRENT_SCHEMA_VERSION}, not {error['input']!r}: {fix}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
         return f"must be a mapping of keys, got {error['input']!r}"
     return f"{message}; got {error['input']!r}" if kind != "value_error" else message
 
 
-def _other_trainers_with(key: str, model: type[BaseModel] | None) -> list[str]:
-    """Trainer types whose TRL config has `key`, when `model` is a trainer section lacking it."""
-    if model is None or "type" not in model.model_fields:
-        return []
-    trainers = _models_in(Recipe.model_fields["trainer"].annotation)
-    return [str(_tag_of(m)) for m in trainers if key in m.model_fields]
+def _other_sections_with(key: str, model: type[BaseModel] | None) -> tuple[list[str], str]:
+    """(trainer types or PEFT methods whose config has `key`, "trainer" or "method") when `model` is a
+    trainer or peft section lacking it."""
+    for section, tag, noun in (("trainer", "type", "trainer"), ("peft", "method", "method")):
+        if model is not None and tag in model.model_fields:
+            arms = _models_in(Recipe.model_fields[section].annotation)
+            return [str(_tag_of(m)) for m in arms if key in m.model_fields], noun
+    return [], ""
 
 
 def problems_from(exc: ValidationError, sources: Mapping[str, str]) -> list[Problem]:

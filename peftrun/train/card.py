@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from peftrun.recipe.objects import peft_class, peft_kwargs
 from peftrun.recipe.plan import Plan
 
 
@@ -14,8 +15,11 @@ def _hyperparameters(plan: Plan) -> list[str]:
         variant = " + ".join(v for v, on in (("DoRA", peft.use_dora), ("rsLoRA", peft.use_rslora)) if on)
         lines.append(f"- LoRA r={peft.r}, alpha={peft.lora_alpha}, dropout={peft.lora_dropout}, "
                      f"targets={peft.target_modules}" + (f" ({variant})" if variant else ""))
-    elif peft is not None:
+    elif peft is not None and peft.method == "prompt_tuning":
         lines.append(f"- prompt tuning: {peft.num_virtual_tokens} virtual tokens, init {peft.prompt_tuning_init}")
+    elif peft is not None:
+        settings = ", ".join(f"{k}={v}" for k, v in peft_kwargs(plan).items() if k != "task_type")
+        lines.append(f"- {peft.method} ({peft_class(plan)}): {settings or 'PEFT defaults'}")
     quant = plan.recipe.quantization
     if quant is not None:
         lines.append(f"- base quantized to {quant.bits}-bit" + (f" {quant.quant_type}" if quant.bits == 4 else ""))

@@ -115,7 +115,9 @@ def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int |
     """{"n", "base": {"loss", "exact_match"}, "tuned": {...}} for a finished run."""
     from peftrun.train.merge import load_tuned
     from peftrun.train.modeling import load_model
+    from peftrun.train.rundir import require_finished
 
+    require_finished(run_dir)
     model, tokenizer, plan = load_tuned(run_dir, quantized=True)
     examples = examples_from(eval_dataset(plan, data_path))
     if max_samples is not None:

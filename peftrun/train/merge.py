@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import RunDirError
+from peftrun.recipe.methods import merge_refusal
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import method_info
 from peftrun.train.rundir import RESOLVED_RECIPE
 
 
@@ -42,13 +44,18 @@ def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
 
 
 def merge_run(run_dir: Path, out_dir: Path) -> Path:
-    """Merge the run's LoRA adapter into a full-precision copy of its base and save it with the tokenizer."""
+    """Merge the run's adapter into a full-precision copy of its base and save it with the tokenizer."""
     model, tokenizer, plan = load_tuned(run_dir)
     if plan.recipe.peft is None:
         raise RunDirError(f"{run_dir} is a full fine-tune: it is already a complete model")
-    if plan.recipe.peft.method != "lora":
-        raise RunDirError(f"a {plan.recipe.peft.method} adapter cannot be merged into the model weights")
-    merged = model.merge_and_unload()
+    method = plan.recipe.peft.method
+    reason = merge_refusal(method, bool(method_info(method)["prompt_learning"]))
+    if reason:
+        raise RunDirError(f"a {method} adapter cannot be merged into the model weights: {reason}")
+    try:
+        merged = model.merge_and_unload()
+    except (ValueError, NotImplementedError, AttributeError) as exc:  # PEFT's own limits for this method / model
+        raise RunDirError(f"PEFT cannot merge this {method} adapter: {exc}") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -16,17 +17,16 @@ import yaml
 
 from peftrun import __version__
 from peftrun.errors import RunDirError
+from peftrun.recipe.explain import base_line
 from peftrun.recipe.plan import Plan
+from peftrun.train.checkpoints import all_checkpoints, remove_incomplete, resume_point
+from peftrun.train.durable import fsync_tree, write_atomic
+from peftrun.train.lock import LOCK_FILE
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
-MANIFEST = "manifest.json"
+MANIFEST = "manifest.json"  # written last, whole or absent: a run directory with it holds a finished run
 LIBRARIES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "accelerate", "datasets")
-
-
-def checkpoints(run_dir: Path) -> list[Path]:
-    """The run's checkpoints, oldest first."""
-    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+LENGTH = ("trainer.max_steps", "trainer.num_train_epochs")
 
 
 # Trainer settings a --resume may change: how long to go on, and how often to log, evaluate and save.
@@ -37,22 +37,24 @@ RESUMABLE_CHANGES = frozenset({
 
 
 def _occupied(run_dir: Path) -> bool:
-    """Holds anything but the resolved recipe of a start that failed before training."""
-    return run_dir.is_dir() and any(p.name != RESOLVED_RECIPE for p in run_dir.iterdir())
+    """Holds anything but the lock and the resolved recipe of a start that failed before training."""
+    return run_dir.is_dir() and any(p.name not in (RESOLVED_RECIPE, LOCK_FILE) for p in run_dir.iterdir())
 
 
 def check(run_dir: Path, recipe_label: str, resolved_text: str, *, overwrite: bool, resume: bool) -> Path | None:
     """Before anything loads: may this run use its directory? Returns the checkpoint to resume from.
 
     A non-empty directory is refused unless --overwrite (start over; only a peftrun run directory is
-    ever deleted) or --resume (continue from its last checkpoint, with the same recipe) says what to do.
+    ever deleted) or --resume (continue from its newest complete checkpoint, with the same recipe; from
+    step 0 when the run was stopped before its first one) says what to do.
     """
     if resume:
-        found = checkpoints(run_dir) if run_dir.is_dir() else []
-        if not found:
+        point = resume_point(run_dir) if run_dir.is_dir() else None
+        if point is None or (point.checkpoint is None and not (run_dir / RESOLVED_RECIPE).is_file()):
             raise RunDirError(f"{run_dir} has no checkpoint to resume from; run without --resume to start")
         _check_same_recipe(run_dir, resolved_text)
-        return found[-1]
+        print(point.describe(), file=sys.stderr)
+        return point.checkpoint
     if _occupied(run_dir) and not overwrite:
         raise RunDirError(_occupied_message(run_dir, recipe_label))
     if _occupied(run_dir):
@@ -60,12 +62,40 @@ def check(run_dir: Path, recipe_label: str, resolved_text: str, *, overwrite: bo
     return None
 
 
+def finished(run_dir: Path, resolved_text: str) -> str | None:
+    """--resume of a finished run asking for no more training: the message that says so (None otherwise)."""
+    saved = run_dir / RESOLVED_RECIPE
+    if not (run_dir / MANIFEST).is_file() or not saved.is_file():
+        return None
+    before, now = _flatten(yaml.safe_load(saved.read_text())), _flatten(yaml.safe_load(resolved_text))
+    if any(before.get(key) != now.get(key) for key in LENGTH):
+        return None  # it goes on longer
+    steps = json.loads((run_dir / MANIFEST).read_text()).get("training", {}).get("steps")
+    return f"{run_dir} holds a finished run ({steps} steps, {MANIFEST}): nothing to resume"
+
+
 def claim(run_dir: Path, resolved_text: str, *, overwrite: bool) -> None:
-    """Start the run: clear the directory (--overwrite, checked by `check`), create it, write the recipe."""
+    """Start the run: clear the directory (--overwrite, checked by `check`), create it, write the recipe.
+    A resumed run drops incomplete checkpoints, and is unfinished (no manifest) until it ends again."""
+    (run_dir / MANIFEST).unlink(missing_ok=True)  # first: a kill while this clears must not leave it finished
     if overwrite and _occupied(run_dir):
-        shutil.rmtree(run_dir)
+        for path in run_dir.iterdir():
+            if path.name in (LOCK_FILE, RESOLVED_RECIPE):  # held / replaced below: a clearing cut short still
+                continue                                 # leaves a run directory that --overwrite may delete
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESOLVED_RECIPE).write_text(resolved_text)
+    remove_incomplete(run_dir)
+    write_atomic(run_dir / RESOLVED_RECIPE, resolved_text)
+
+
+def require_finished(run_dir: Path) -> None:
+    """eval, merge and generate read finished runs only."""
+    if (run_dir / RESOLVED_RECIPE).is_file() and not (run_dir / MANIFEST).is_file():
+        raise RunDirError(f"{run_dir} holds an unfinished run (no {MANIFEST}): resume it with `peftrun RECIPE "
+                          "--resume`, or overwrite it with `peftrun RECIPE --overwrite`")
 
 
 def _check_deletable(run_dir: Path) -> None:
@@ -73,7 +103,7 @@ def _check_deletable(run_dir: Path) -> None:
     if target in (here, *here.parents, Path.home().resolve()):
         raise RunDirError(f"--overwrite would delete {run_dir}, which holds the working directory or home: "
                           "choose another output.dir")
-    if not ((run_dir / RESOLVED_RECIPE).is_file() or (run_dir / MANIFEST).is_file() or checkpoints(run_dir)):
+    if not ((run_dir / RESOLVED_RECIPE).is_file() or (run_dir / MANIFEST).is_file() or all_checkpoints(run_dir)):
         raise RunDirError(f"{run_dir} is not a peftrun run directory (no {RESOLVED_RECIPE}, {MANIFEST} or "
                           "checkpoints), and --overwrite deletes only runs: empty it yourself or choose another output.dir")
 
@@ -104,9 +134,10 @@ def _occupied_message(run_dir: Path, recipe_label: str) -> str:
     fix = "start over with --overwrite, or choose another output.dir"
     if (run_dir / MANIFEST).is_file():
         return f"{run_dir} already holds a finished run: {fix}"
-    found = checkpoints(run_dir)
-    if found:
-        return (f"{run_dir} holds an unfinished run (last checkpoint: {found[-1].name}): resume it with "
+    point = resume_point(run_dir)
+    if point.checkpoint is not None or point.skipped or (run_dir / RESOLVED_RECIPE).is_file():
+        last = point.checkpoint.name if point.checkpoint else "no complete checkpoint yet"
+        return (f"{run_dir} holds an unfinished run (last checkpoint: {last}): resume it with "
                 f"`peftrun {recipe_label} --resume`, or {fix}")
     return f"{run_dir} is not empty: {fix}"
 
@@ -119,6 +150,7 @@ def resolved_recipe_text(plan: Plan) -> str:
     for path, expression in plan.recipe.env_expressions.items():
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
+    header += "".join(f"# base: {base_line(base)}\n" for base in plan.recipe.bases)
     return header + yaml.safe_dump(data, sort_keys=False)
 
 
@@ -170,8 +202,10 @@ def now() -> str:
 
 
 def write_manifest(run_dir: Path, content: dict[str, Any]) -> Path:
+    """Written last: the run's outputs are flushed to disk first, then the manifest appears whole."""
+    fsync_tree(run_dir, skip=lambda p: p.parent == run_dir and p.name.startswith("checkpoint-"))
     path = run_dir / MANIFEST
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n")
+    write_atomic(path, json.dumps(content, indent=2, default=str) + "\n")
     return path
 
 

@@ -6,10 +6,12 @@ builders, rundir, card) are small functions of the Plan.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
-from peftrun.train import rundir, sharded
+from peftrun.recipe.schema import REWARD_TRAINERS
+from peftrun.train import checkpoints, guards, lock, rundir, sharded
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -96,7 +99,7 @@ def _check_learned(model: Any, before: Mapping[str, Any], log_history: list[dict
     norms = [entry["grad_norm"] for entry in log_history if "grad_norm" in entry]
     if not changed or (norms and all(float(n) == 0.0 for n in norms)):
         causes = "a zero learning rate or labels that are all masked"
-        if trainer_type == "grpo":
+        if trainer_type in REWARD_TRAINERS:
             causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
         raise TrainingError(
             "training finished but the trainable parameters never changed, so the saved weights would equal "
@@ -120,62 +123,85 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Run a resolved plan end to end; returns the run directory."""
+    """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
+    run_dir = Path(plan.output_dir)
+    with guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
+        done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
+        if done is not None:
+            print(done)
+            return run_dir
+        return _train_locked(plan, model, overwrite=overwrite, resume=resume)
+
+
+def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
     from peftrun.builders import build_training_args
     from peftrun.train.publish import check_can_push
     from peftrun.train.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
-    rewards = resolve_rewards(plan.recipe) if plan.trainer_type == "grpo" else None
+    rewards = resolve_rewards(plan.recipe) if plan.trainer_type in REWARD_TRAINERS else None
     if plan.recipe.output.push_to_hub:
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
-    data, tokenizer, model = _load_inputs(plan, model, args.local_process_index)
+    data, tokenizer, model, teacher = _load_inputs(plan, model, args.local_process_index)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
-    trainer, result, before = _train(plan, args, model, tokenizer, data, rewards, resume_from)
+    extras = {"reward_funcs": rewards, "teacher_model": teacher}
+    trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
     return run_dir
 
 
-def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any]:
-    """Data first (a wrong dataset fails in seconds), then the tokenizer and the model (unless given)."""
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the tokenizer, the distillation teacher (its
+    tokenizer checked first) and the model (unless given)."""
     from peftrun.data import load_training_data
     from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.train.modeling import load_model, load_tokenizer
+    from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
     tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
+    teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
     if model is None:
-        return data, tokenizer, load_model(plan, tokenizer, local_rank)
-    fit_embeddings(model, tokenizer)
-    return data, tokenizer, model
+        model = load_model(plan, tokenizer, local_rank)
+    else:
+        fit_embeddings(model, tokenizer)  # a caller's model meets the recipe's added tokens
+    return data, tokenizer, model, teacher
 
 
-def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards: Any,
+def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras: Mapping[str, Any],
            resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
+    from peftrun.train import init_data_pass, weight_conversion
     from peftrun.train.modeling import expose_output_bias, keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
-    trainer = build_trainer(plan, args, model, tokenizer, data, rewards, callbacks=[stopper.callback()])
+    init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
+    trainer = build_trainer(plan, args, model, tokenizer, data, extras,
+                            callbacks=[stopper.callback(), checkpoints.completion_callback()])
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise DataError("no training example is left after tokenization: each lost its trained tokens to "
                         "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
     expose_output_bias(trainer.model)
+    init_data_pass.after_wrap(plan, trainer, data, tokenizer)
+    guards.watch_non_finite(plan, trainer)
+    if trainer.is_world_process_zero():
+        weight_conversion.save_initial(plan, trainer.model)
+        guards.check_free_space(plan, trainer)
     if plan.recipe.quantization is not None:
         keep_full_layers_at_model_dtype(trainer.model, plan.recipe.model.dtype)
     before = _trainable_snapshot(trainer.model)
     with stopper:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        result = checkpoints.train_or_reload(trainer, resume_from)
     if stopper.requested:
         trainer.save_state()
         raise Interrupted(
@@ -189,12 +215,13 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, rewards
 
 def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
+    from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
     from peftrun.train.plot import plot_losses
 
     run_dir = Path(plan.output_dir)
     if not sharded.saves_on_every_rank():  # several processes: every rank saved it in train()
-        trainer.save_model(str(run_dir))
+        weight_conversion.save_adapter(plan, trainer, run_dir)
     tokenizer.save_pretrained(str(run_dir))
     history = trainer.state.log_history
     trainable, total = _count_parameters(trainer.model)
@@ -227,7 +254,8 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     return {
         "peftrun_manifest": 1,
         "versions": rundir.library_versions(),
-        "recipe": {"path": str(plan.recipe.path) if plan.recipe.path else None, **rundir.git_state(plan.recipe.path)},
+        "recipe": {"path": str(plan.recipe.path) if plan.recipe.path else None, **rundir.git_state(plan.recipe.path),
+                   "bases": plan.recipe.bases},
         "model": {"name_or_path": plan.recipe.model.name_or_path, "gguf_file": plan.recipe.model.gguf_file,
                   "loaded_from": model_source(plan)[0]},
         "data": data.fingerprint(),
@@ -297,10 +325,18 @@ class _LaunchRunDir:
     def manifest(self) -> Path:
         return Path(self.plan.output_dir) / rundir.MANIFEST
 
-    def check_before_launch(self) -> None:
-        plan = self.plan
-        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan),
+    @contextmanager
+    def hold(self) -> Iterator[launch.HeldLock]:
+        with lock.holding(Path(self.plan.output_dir)) as held:
+            yield launch.HeldLock({lock.HOLDER_ENV: str(os.getpid())}, (held.fd,) if held and held.fd is not None else ())
+
+    def check_before_launch(self) -> str | None:
+        plan, text = self.plan, rundir.resolved_recipe_text(self.plan)
+        if self.resume and (done := rundir.finished(Path(plan.output_dir), text)) is not None:
+            return done
+        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
                      overwrite=self.overwrite, resume=self.resume)
+        return None
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:

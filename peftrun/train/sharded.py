@@ -26,10 +26,9 @@ def sync_run_dir(run_dir: Path, resume: bool, resume_from: Path | None) -> Path 
 
     PartialState().wait_for_everyone()
     if resume and resume_from is None:
-        from peftrun.train.rundir import checkpoints
+        from peftrun.train.checkpoints import resume_point
 
-        found = checkpoints(run_dir)
-        return found[-1] if found else None
+        return resume_point(run_dir).checkpoint  # rank 0 removed the incomplete ones
     return resume_from
 
 

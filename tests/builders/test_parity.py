@@ -18,6 +18,7 @@ from peftrun.errors import RecipeError
 from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
+from peftrun.recipe.schema import method_info, trl_table
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")
@@ -244,12 +245,12 @@ SHIPPED = sorted(p for p in RECIPES.rglob("*.yaml") if "base" not in p.relative_
 def test_shipped_recipe_builds(path: Path) -> None:
     plan = resolve(load_recipe(path), CPU)
     peft_config = build_peft_config(plan)
-    assert type(peft_config).__name__ == {"lora": "LoraConfig", "prompt_tuning": "PromptTuningConfig"}[plan.peft_method]
+    assert type(peft_config).__name__ == method_info(str(plan.peft_method))["class"]
     assert peft_config.task_type == plan.task_type
     quant = build_quantization_config(plan)
     assert (quant is None) == (plan.recipe.quantization is None)
     args = build_training_args(plan)
-    assert type(args).__name__ == {"sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig", "reward": "RewardConfig"}[plan.trainer_type]
+    assert type(args).__name__ == trl_table()["classes"][plan.trainer_type]
     assert (args.learning_rate, args.output_dir, args.use_cpu) == (plan.training_args["learning_rate"], f"runs/{path.stem}", True)
-    # recipes/base/defaults.yaml turns checkpointing on; a recipe may turn it off (the quickstart's 135M model fits)
+    # the peftrun:defaults base turns checkpointing on; a recipe may turn it off (the quickstart's 135M model fits)
     assert args.gradient_checkpointing is plan.training_args.get("activation_checkpointing", True)

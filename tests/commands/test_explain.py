@@ -94,5 +94,5 @@ def test_explain_of_an_invalid_recipe_exits_2(write, capsys: pytest.CaptureFixtu
     assert out == ""
     assert err == (
         "error: r.yaml: 1 problem\n"
-        "  r.yaml:5:10: output.save: a prompt-tuning adapter cannot be merged into the model: use save: adapter\n"
+        "  r.yaml:5:10: output.save: a prompt-tuning adapter cannot be merged into the model (its virtual tokens are inputs, not weights): use save: adapter\n"
     )

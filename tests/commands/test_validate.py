@@ -51,7 +51,7 @@ def test_all_problems_of_a_recipe_are_printed(write, capsys: pytest.CaptureFixtu
     assert main(["validate", "r.yaml"]) == 2
     assert capsys.readouterr().err == (
         "FAIL  r.yaml: 3 problems\n"
-        "  r.yaml:4:22: peft.alpha: unknown key `alpha`; did you mean `lora_alpha`?\n"
+        "  r.yaml:4:22: peft.alpha: `alpha` is a field of the deft, gralora, loha and lokr methods, not of this one; did you mean `lora_alpha`?\n"
         "  r.yaml:2:22: trainer.lerning_rate: unknown key `lerning_rate`; did you mean `learning_rate`?\n"
         "  r.yaml:2:39: trainer.output_dir: `output_dir` is not a key here: use output.dir\n"
     )

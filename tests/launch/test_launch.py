@@ -383,7 +383,7 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
         "quantization": {"bits": 4},
         "peft": {"method": "lora", "r": 4, "lora_alpha": 8},
         "trainer": {"type": "sft", "max_steps": 2, "per_device_train_batch_size": 4, "logging_steps": 1,
-                    "report_to": "none", "gradient_checkpointing": False},
+                    "report_to": "none", "activation_checkpointing": False},
         "dataset": {"path": str(data_dir / "sft.jsonl")},
         "output": {"dir": "runs/t"},
     })
@@ -401,6 +401,7 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
     # one run, one output: written once, summary printed once, no per-rank leftovers
     assert result.stdout.count("done: t") == 1
     assert sorted(p.name for p in run_dir.glob("adapter_model*")) == ["adapter_model.safetensors"]
+    assert (run_dir / "checkpoint-2" / "peftrun-checkpoint.json").is_file()  # complete: marked after both ranks saved
     assert not list(run_dir.glob("*rank*")) and not list(in_tmp.glob("runs/t?*"))
     assert "--multi_gpu --num_processes 2" in result.stderr  # the command it ran, shown
     # the adapter reloads with plain PEFT onto the full-precision base and changes its output

@@ -1,4 +1,4 @@
-"""`validate`, `explain` and `schema` import none of the heavy libraries (seconds each to import)."""
+"""`validate`, `explain`, `schema`, `diff`, `migrate` and `init` import none of the heavy libraries (seconds each to import)."""
 
 from __future__ import annotations
 
@@ -20,19 +20,22 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
         for fmt in ("table", "json", "yaml"):
             codes.append(main(["explain", recipe, "--format", fmt]))
     codes.append(main(["schema", "--check"]))
+    codes.append(main(["diff", "recipes/dora.yaml", "recipes/rslora.yaml", "--format", "json"]))
+    codes.append(main(["migrate", "--check", "recipes"]))
+    codes.append(main(["init", "--list"]))
 heavy = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
 print(json.dumps({{"codes": codes, "heavy": heavy}}))
 """
 
 
-def test_validate_explain_and_schema_stay_light() -> None:
+def test_the_recipe_commands_stay_light() -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=60,
         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["codes"] == [0] * 11  # the commands really ran
+    assert report["codes"] == [0] * 11 + [1, 0, 0]  # the commands really ran (the two recipes differ)
     assert report["heavy"] == []
 
 

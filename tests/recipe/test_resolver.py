@@ -261,7 +261,7 @@ def test_prompt_tuning_without_packing_is_accepted(plan_of) -> None:
 @pytest.mark.parametrize("save", ["merged", "both"])
 def test_saving_a_merged_prompt_tuning_model_is_refused(refusals, save: str) -> None:
     assert refusals(recipe_text("sft", "prompt_tuning", f"output: {{save: {save}}}\n")) == [
-        "r.yaml:5:10: output.save: a prompt-tuning adapter cannot be merged into the model: use save: adapter"
+        "r.yaml:5:10: output.save: a prompt-tuning adapter cannot be merged into the model (its virtual tokens are inputs, not weights): use save: adapter"
     ]
 
 
@@ -427,7 +427,7 @@ output: {save: both}
     assert refusals(text) == [
         "r.yaml:2:25: quantization.double_quant: `double_quant` applies to 4-bit only; remove it or use bits: 4",
         "r.yaml:3:31: peft.task_type: the reward trainer needs task_type SEQ_CLS, not CAUSAL_LM",
-        "r.yaml:6:10: output.save: a prompt-tuning adapter cannot be merged into the model: use save: adapter",
+        "r.yaml:6:10: output.save: a prompt-tuning adapter cannot be merged into the model (its virtual tokens are inputs, not weights): use save: adapter",
         "r.yaml:5:37: dataset.columns.text: `text` is not a column the reward trainer reads (it reads: chosen, prompt, rejected)",
         "r.yaml:4:25: trainer.eval_strategy: eval_strategy epoch needs evaluation data: add dataset.eval",
     ]

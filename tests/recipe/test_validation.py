@@ -9,7 +9,7 @@ import pytest
 from peftrun.errors import RecipeError
 from peftrun.recipe.hardware import CPU
 from peftrun.recipe.loader import load_recipe
-from peftrun.recipe.schema import OWNED_ELSEWHERE
+from peftrun.recipe.schema import OWNED_ELSEWHERE, PEFT_METHODS, TRAINER_TYPES
 from peftrun.recipe.validation import checked_plan
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
@@ -104,7 +104,7 @@ def test_every_problem_is_reported_at_once(write) -> None:
     )
     assert report(path) == [
         "r.yaml:3:3: model.dtype: Input should be 'auto', 'bfloat16', 'float16' or 'float32'; got 'bf16'",
-        "r.yaml:6:3: peft.r: Input should be a valid integer, unable to parse string as an integer; got 'many'",
+        "r.yaml:6:3: peft.r: Input should be a valid integer; got 'many'",
         "r.yaml:7:3: peft.lora_alpah: unknown key `lora_alpah`; did you mean `lora_alpha`?",
         "r.yaml:11:3: trainer.num_train_epochs: Input should be a valid number, unable to parse string as a number; got 'lots'",
         "r.yaml:10:3: trainer.learning_rat: unknown key `learning_rat`; did you mean `learning_rate`?",
@@ -130,7 +130,13 @@ def test_every_problem_is_reported_at_once(write) -> None:
         (
             "peft: {method: lora, init_lora_weights: magic}",
             "r.yaml:4:22: peft.init_lora_weights: must be true, false, or one of gaussian, olora, pissa, "
-            "pissa_niter_N, orthogonal (eva, corda and loftq need configs peftrun does not take)",
+            "pissa_niter_N, orthogonal, loftq, eva, corda",
+        ),
+        ("peft: {method: lora, init_lora_weights: loftq}", "r.yaml:4:1: peft: init_lora_weights: loftq needs loftq_config (loftq_bits, loftq_iter)"),
+        ("peft: {method: lora, eva_config: {rho: 1.0}}", "r.yaml:4:1: peft: eva_config is used only with init_lora_weights: eva"),
+        (
+            "peft: {method: lora, init_lora_weights: eva, eva_config: {rank: 2}}",
+            "r.yaml:4:59: peft.eva_config.rank: unknown key `rank`",
         ),
         ("peft: {method: lora, rank_pattern: {q: x}}", "r.yaml:4:37: peft.rank_pattern.q: Input should be a valid integer, unable to parse string as an integer; got 'x'"),
         ("peft: {method: prompt_tuning, prompt_tuning_init: TEXT}", "r.yaml:4:1: peft: prompt_tuning_init: TEXT needs prompt_tuning_init_text"),
@@ -201,11 +207,15 @@ def test_trainer_accepts_trl_fields_by_their_own_names(write) -> None:
     assert trainer.report_to == ["tensorboard"]
 
 
+METHODS = ", ".join(PEFT_METHODS)
+TYPES = ", ".join(TRAINER_TYPES)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("peft: {method: dora}", "r.yaml:4:8: peft.method: unknown value 'dora'; did you mean `lora`? (one of: lora, prompt_tuning)"),
-        ("peft: {method: prefix}", "r.yaml:4:8: peft.method: unknown value 'prefix' (one of: lora, prompt_tuning)"),
+        ("peft: {method: dora}", f"r.yaml:4:8: peft.method: unknown value 'dora'; did you mean `delora` or `lora` or `adalora`? (one of: {METHODS})"),
+        ("peft: {method: prefix}", f"r.yaml:4:8: peft.method: unknown value 'prefix'; did you mean `prefix_tuning`? (one of: {METHODS})"),
         (
             "launch: {strategy: fdsp}",
             "r.yaml:4:10: launch.strategy: unknown value 'fdsp'; did you mean `fsdp`? (one of: ddp, fsdp, deepspeed)",
@@ -220,9 +230,9 @@ def test_bad_discriminator_values(write, text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("kind", "expected"),
     [
-        ("ppo", "unknown value 'ppo'; did you mean `dpo`? (one of: sft, dpo, grpo, reward)"),
-        ("rewards", "unknown value 'rewards'; did you mean `reward`? (one of: sft, dpo, grpo, reward)"),
-        ("kto", "unknown value 'kto' (one of: sft, dpo, grpo, reward)"),
+        ("ppo", f"unknown value 'ppo'; did you mean `dpo` or `cpo`? (one of: {TYPES})"),
+        ("rewards", f"unknown value 'rewards'; did you mean `reward`? (one of: {TYPES})"),
+        ("ktoo", f"unknown value 'ktoo'; did you mean `kto`? (one of: {TYPES})"),
     ],
 )
 def test_bad_trainer_type(write, kind: str, expected: str) -> None:
@@ -250,10 +260,10 @@ def test_missing_required_key_points_at_its_section(write) -> None:
 @pytest.mark.parametrize(
     ("kind", "key", "owners"),
     [
-        ("sft", "beta: 0.1", "dpo and grpo trainers"),
-        ("sft", "num_generations: 4", "grpo trainer"),
+        ("sft", "beta: 0.1", "dpo, grpo, kto, rloo and 3 more trainers"),
+        ("sft", "num_generations: 4", "grpo and rloo trainers"),
         ("dpo", "packing: true", "sft trainer"),
-        ("reward", "loss_type: sigmoid", "sft, dpo and grpo trainers"),
+        ("reward", "loss_type: sigmoid", "sft, dpo, grpo, kto and cpo trainers"),
         ("grpo", "center_rewards_coefficient: 0.01", "reward trainer"),
     ],
 )
@@ -263,6 +273,20 @@ def test_field_of_another_trainer_names_its_owners(write, kind: str, key: str, o
     name = key.split(":")[0]
     column = len(f"trainer: {{type: {kind}{extra}, ") + 1
     assert report(path) == [f"r.yaml:2:{column}: trainer.{name}: `{name}` is a field of the {owners}, not of this one"]
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "message"),
+    [
+        ("lora", "oft_block_size: 8", "`oft_block_size` is a field of the oft method, not of this one"),
+        ("ia3", "lora_alpha: 8", "`lora_alpha` is a field of the adalora, lora and supertuning methods, not of this one"),
+        ("prompt_tuning", "r: 8", "`r` is a field of the adalora, adamss, deft, delora and 22 more methods, not of this one"),
+    ],
+)
+def test_field_of_another_method_names_its_methods(write, method: str, key: str, message: str) -> None:
+    path = write("r.yaml", MINIMAL + f"peft: {{method: {method}, {key}}}\n")
+    column = len(f"peft: {{method: {method}, ") + 1
+    assert report(path) == [f"r.yaml:4:{column}: peft.{key.split(':')[0]}: {message}"]
 
 
 @pytest.mark.parametrize("key", sorted(OWNED_ELSEWHERE))
@@ -280,7 +304,8 @@ def test_output_dir_under_trainer_says_use_output_dir(write) -> None:
     ("line", "expected"),
     [
         ("model: {name_or_path: m, load_in_4bit: true}", "model.load_in_4bit: `load_in_4bit` is not a key here: use quantization.bits: 4"),
-        ("model: {name_or_path: m, torch_dtype: bfloat16}", "model.torch_dtype: `torch_dtype` is not a key here: use model.dtype"),
+        ("model: {name_or_path: m, torch_dtype: bfloat16}", "model.torch_dtype: `torch_dtype` is not a key here: transformers 4.56 renamed it: use model.dtype; "
+         "`peftrun migrate` rewrites it"),
         ("peft: {method: lora, lora_r: 8}", "peft.lora_r: `lora_r` is not a key here: use peft.r"),
         ("use_peft: true", "use_peft: `use_peft` is not a key here: add a `peft:` section (method: lora)"),
     ],
@@ -294,7 +319,8 @@ def test_keys_from_trl_scripts_get_a_hint(write, line: str, expected: str) -> No
 def test_max_seq_length_says_trl_renamed_it(write) -> None:
     path = write("r.yaml", MINIMAL.replace("{type: sft}", "{type: sft, max_seq_length: 512}"))
     assert report(path) == [
-        "r.yaml:2:22: trainer.max_seq_length: `max_seq_length` is not a key here: TRL renamed it: use trainer.max_length"
+        "r.yaml:2:22: trainer.max_seq_length: `max_seq_length` is not a key here: TRL 0.20 renamed it: use "
+        "trainer.max_length; `peftrun migrate` rewrites it"
     ]
 
 
@@ -373,3 +399,9 @@ def test_error_report_is_the_cli_text(write) -> None:
         "  r.yaml:4:1: sed: unknown key `sed`; did you mean `seed`?\n"
         "  r.yaml:5:1: zzz: unknown key `zzz`"
     )
+
+
+@pytest.mark.parametrize(("version", "fix"), [("2", "upgrade peftrun"), ("0", "fix the number")])
+def test_a_schema_version_this_peftrun_does_not_read(write, version: str, fix: str) -> None:
+    path = write("r.yaml", f"schema_version: {version}\n" + MINIMAL)
+    assert report(path) == [f"r.yaml:1:1: schema_version: this peftrun reads recipe format 1, not {version}: {fix}"]

@@ -44,13 +44,22 @@ def test_secrets_from_the_environment_are_not_written(write, monkeypatch: pytest
     assert "hf_secret_value" not in text and "revision: ${oc.env:SECRET_REVISION}" in text
 
 
+def checkpoint(run: Path, step: int) -> Path:
+    """A checkpoint as one process leaves it: weights, then the trainer state naming its step, last."""
+    path = run / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    (path / "adapter_model.safetensors").write_bytes(b"weights")
+    (path / "trainer_state.json").write_text(f'{{"global_step": {step}}}')
+    return path
+
+
 def plan_text(write, extra: str = "") -> str:
     return rundir.resolved_recipe_text(resolve(load_recipe(write("r.yaml", MINIMAL + extra)), CPU))
 
 
 def test_an_occupied_directory_is_refused_and_kept(write, tmp_path: Path) -> None:
     run = tmp_path / "runs/r"
-    (run / "checkpoint-2").mkdir(parents=True)
+    checkpoint(run, 2)
     (run / "notes.txt").write_text("mine")
     with pytest.raises(RunDirError, match=r"holds an unfinished run \(last checkpoint: checkpoint-2\): resume it with "
                                           r"`peftrun r.yaml --resume`, or start over with --overwrite"):
@@ -84,9 +93,25 @@ def test_a_failed_start_does_not_block_the_next_run(write, tmp_path: Path) -> No
 def test_resume_needs_the_same_recipe_but_may_go_on_longer(write, tmp_path: Path) -> None:
     run = tmp_path / "runs/r"
     rundir.claim(run, plan_text(write), overwrite=False)
-    (run / "checkpoint-4").mkdir()
+    checkpoint(run, 4)
     longer = plan_text(write).replace("type: sft\n", "type: sft\n  max_steps: 100\n")
     assert rundir.check(run, "r.yaml", longer, overwrite=False, resume=True) == run / "checkpoint-4"
     other = plan_text(write, "seed: 7\n")
     with pytest.raises(RunDirError, match=r"--resume with a different recipe .* \(seed: 42 -> 7\)"):
         rundir.check(run, "r.yaml", other, overwrite=False, resume=True)
+
+
+def test_the_resolved_recipe_records_each_base_and_still_loads(write) -> None:
+    write("common.yaml", "trainer: {logging_steps: 3}\n")
+    path = write("r.yaml", "extends: [peftrun:sft-lora, common.yaml]\nschema_version: 1\n")
+    plan = resolve(load_recipe(path), CPU)
+    text = rundir.resolved_recipe_text(plan)
+    digests = {b["base"]: b["sha256"] for b in plan.recipe.bases}
+    assert list(digests) == ["peftrun:defaults", "peftrun:sft-lora", "common.yaml"]
+    assert [line for line in text.splitlines() if line.startswith("# base: ")] == [
+        f"# base: {name} sha256 {digest}" for name, digest in digests.items()
+    ]
+    assert "\nschema_version: 1\n" in text
+    resolved = write("recipe.resolved.yaml", text)
+    again = resolve(load_recipe(resolved), CPU)
+    assert (again.recipe.peft, again.recipe.model) == (plan.recipe.peft, plan.recipe.model)

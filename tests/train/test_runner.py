@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from peftrun.errors import DataError, ModelLoadError, RecipeError, RunDirError, 
 from peftrun.recipe.loader import load_recipe
 
 STEPS = {"max_steps": 3, "per_device_train_batch_size": 4, "logging_steps": 1, "save_steps": 3,
-         "report_to": "none", "gradient_checkpointing": False}
+         "report_to": "none", "activation_checkpointing": False}
 
 
 def recipe(model_dir: Path, data: Path, trainer: dict[str, Any], peft: dict[str, Any] | None = None,
@@ -32,13 +33,13 @@ def recipe(model_dir: Path, data: Path, trainer: dict[str, Any], peft: dict[str,
     return out
 
 
-def adapter_logits(run_dir: Path, model_dir: Path) -> tuple[Any, Any]:
+def adapter_logits(run_dir: Path, model_dir: Path, tokens: list[int] | None = None) -> tuple[Any, Any]:
     """Logits of the base and of the base with the saved adapter, loaded with plain PEFT."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    ids = torch.tensor([tokens or [5, 6, 7, 8, 9]])
     base = AutoModelForCausalLM.from_pretrained(str(model_dir))
     with torch.no_grad():
         before = base(ids).logits
@@ -73,7 +74,8 @@ def test_sft_lora_variants_train_and_reload(in_tmp: Path, tiny_model_dir: Path, 
 def test_run_leaves_a_complete_directory(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
     data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA, dataset={
         "path": str(data_dir / "sft.jsonl"), "eval": {"fraction": 0.25}})
-    run_dir = peftrun.run(data)
+    (in_tmp / "common.yaml").write_text("seed: 42\n")  # a base: the manifest records it with its hash
+    run_dir = peftrun.run({**data, "extends": "common.yaml"})
     for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "README.md",
                  "recipe.resolved.yaml", "manifest.json", "loss.png"):
         assert (run_dir / name).is_file(), name
@@ -84,7 +86,9 @@ def test_run_leaves_a_complete_directory(in_tmp: Path, tiny_model_dir: Path, dat
     assert manifest["training"]["final_eval_loss"] > 0
     assert manifest["data"]["train_rows"] == 24 and manifest["data"]["eval_rows"] == 8
     assert manifest["world_size"] == 1 and manifest["seed"] == 42
-    assert manifest["recipe"] == {"path": None, "commit": None, "dirty": None}
+    digest = hashlib.sha256(b"seed: 42\n").hexdigest()
+    assert manifest["recipe"] == {"path": None, "commit": None, "dirty": None,
+                                  "bases": [{"base": "common.yaml", "sha256": digest}]}
     card = (run_dir / "README.md").read_text()
     assert str(tiny_model_dir) in card and "LoRA r=4" in card and "AutoPeftModelForCausalLM.from_pretrained" in card
     resolved = load_recipe(run_dir / "recipe.resolved.yaml")

@@ -4,13 +4,16 @@ from peftrun.recipe.schema.dataset import STANDARD_COLUMNS, DatasetSection, Eval
 from peftrun.recipe.schema.launch import DDPLaunch, DeepSpeedLaunch, FSDPLaunch
 from peftrun.recipe.schema.model import ModelSection
 from peftrun.recipe.schema.output import OutputSection
-from peftrun.recipe.schema.peft import TARGET_PRESETS, LoraSection, PromptTuningSection
+from peftrun.recipe.schema.peft import PEFT_METHODS, TARGET_PRESETS, LoraSection, PromptTuningSection, method_info
 from peftrun.recipe.schema.quantization import QuantizationSection
 from peftrun.recipe.schema.recipe import Recipe
-from peftrun.recipe.schema.trainer import OWNED_ELSEWHERE, TRAINER_TYPES, trl_table
+from peftrun.recipe.schema.trainer import EXPERIMENTAL_TRAINERS, OWNED_ELSEWHERE, REWARD_TRAINERS, TRAINER_TYPES, trl_table
 
 __all__ = [
+    "EXPERIMENTAL_TRAINERS",
     "OWNED_ELSEWHERE",
+    "PEFT_METHODS",
+    "REWARD_TRAINERS",
     "STANDARD_COLUMNS",
     "TARGET_PRESETS",
     "TRAINER_TYPES",
@@ -25,5 +28,6 @@ __all__ = [
     "PromptTuningSection",
     "QuantizationSection",
     "Recipe",
+    "method_info",
     "trl_table",
 ]

@@ -12,4 +12,4 @@ DType = Literal["auto", "bfloat16", "float16", "float32"]
 class Section(BaseModel):
     """A recipe section: `extra="forbid"`, validated on assignment, immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False, defer_build=True)

@@ -16,6 +16,11 @@ STANDARD_COLUMNS: dict[str, frozenset[str]] = {
     "dpo": frozenset({"prompt", "chosen", "rejected"}),
     "reward": frozenset({"prompt", "chosen", "rejected"}),
     "grpo": frozenset(),  # any column name: extra columns reach the reward functions
+    "rloo": frozenset(),  # as GRPO
+    "kto": frozenset({"prompt", "completion", "label"}),
+    "distillation": frozenset({"prompt"}),  # on-policy: the student generates, the teacher scores
+    "orpo": frozenset({"prompt", "chosen", "rejected"}),
+    "cpo": frozenset({"prompt", "chosen", "rejected"}),
 }
 
 # Named record formats (peftrun/data/formats.py converts each to TRL's columns).

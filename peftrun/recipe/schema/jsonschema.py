@@ -1,4 +1,16 @@
-"""The JSON Schema of a recipe, for editors (yaml-language-server) and `peftrun schema`."""
+"""The JSON Schema of a recipe, for editors (yaml-language-server) and `peftrun schema`.
+
+It is derived from the pydantic models and shaped for files checked one at a time, as editors do:
+
+- nothing is required: a recipe that `extends` a base, and the base itself, are partial files
+  (`peftrun validate` checks the whole chain); unknown keys and wrong types stay errors at every depth;
+- a discriminated section (`peft.method`, `trainer.type`, `launch.strategy`) is checked against the
+  arm its tag selects (if/then), so an error names the key (`'lora_alpah' was unexpected`) instead of
+  "not valid under any of the given schemas"; without its tag (a partial file) it accepts the keys
+  of any arm;
+- `null` stays allowed where a section or value may be null (a recipe may switch off a base's section);
+- a number or boolean may be written as an interpolation (`${oc.env:MACHINE_RANK,0}`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +21,96 @@ from typing import Any
 from peftrun.recipe.schema.recipe import Recipe
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
+INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation: ${oc.env:VAR,default}, ${name}."}
+
+
+class _Shaper:
+    """Shapes pydantic's schema nodes for partial files (see the module docstring)."""
+
+    def __init__(self, defs: dict[str, Any]) -> None:
+        self.defs = defs  # pydantic's definitions, read for the unions' arms
+        self.added: dict[str, Any] = {}  # the Any<Section> definitions for sections without their tag
+
+    def target(self, node: dict[str, Any]) -> dict[str, Any]:
+        return self.defs[node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+
+    def tag_property(self, arms: list[dict[str, Any]]) -> str | None:
+        """The property whose `const` tells the arms of a union apart, if there is one."""
+        if len(arms) < 2 or not all("$ref" in arm for arm in arms):
+            return None
+        targets = [self.target(arm) for arm in arms]
+        common = set.intersection(*(set(t.get("properties", {})) for t in targets))
+        tagged = [p for p in sorted(common) if all("const" in t["properties"][p] for t in targets)]
+        return tagged[0] if tagged else None
+
+    def any_arm(self, arms: list[dict[str, Any]]) -> dict[str, Any]:
+        """The keys of every arm (a partial section without its tag): unknown keys are still refused."""
+        merged: dict[str, dict[str, Any]] = {}  # key -> {shaped schema (as JSON): a $ref to it in its arm}
+        for arm in arms:
+            for name, prop in self.target(arm).get("properties", {}).items():
+                ref = {"$ref": f"{arm['$ref']}/properties/{name}"}  # JSON pointer: no second copy of the field
+                merged.setdefault(name, {}).setdefault(json.dumps(self.node(prop), sort_keys=True), ref)
+        properties = {name: next(iter(refs.values())) if len(refs) == 1 else {"anyOf": list(refs.values())}
+                      for name, refs in merged.items()}
+        return {"type": "object", "additionalProperties": False, "properties": properties}
+
+    def discriminated(self, node: dict[str, Any], tag: str) -> dict[str, Any]:
+        arms = node.pop("oneOf")
+        node.pop("discriminator", None)
+        values = [self.target(arm)["properties"][tag]["const"] for arm in arms]
+        name = f"Any{str(node.get('title', tag.title())).replace(' ', '')}"
+        self.added[name] = self.any_arm(arms)
+        node["type"] = "object"
+        node["properties"] = {tag: {"enum": values, "description": f"Selects the kind of section: {', '.join(map(str, values))}."}}
+        node["allOf"] = [
+            {"if": {"required": [tag], "properties": {tag: {"const": value}}}, "then": arm}
+            for value, arm in zip(values, arms)
+        ] + [{"if": {"not": {"required": [tag]}}, "then": {"$ref": f"#/$defs/{name}"}}]
+        return node
+
+    def node(self, node: Any) -> Any:
+        """One schema node, children first."""
+        if isinstance(node, list):
+            return [self.node(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        for arm in node.get("anyOf", []):  # an optional union (`peft: ... | None`) is named by its field
+            if isinstance(arm, dict) and "oneOf" in arm and "title" in node:
+                arm.setdefault("title", node["title"])
+        node = {key: value if key in ("const", "default", "enum") else self.node(value) for key, value in node.items()}
+        node.pop("required", None)
+        tag = self.tag_property(node["oneOf"]) if "oneOf" in node else None
+        if tag:
+            return self.discriminated(node, tag)
+        arms = node.get("anyOf", [])
+        if {"type": "null"} in arms and len(arms) == 2:
+            return _nullable(node)
+        if node.get("type") in ("integer", "number", "boolean") and "const" not in node and "enum" not in node:
+            return _interpolable(node)
+        return node
+
+
+def _nullable(node: dict[str, Any]) -> dict[str, Any]:
+    """anyOf [X, null] -> "if not null, then X": errors come from X itself."""
+    arms = node.pop("anyOf")
+    (inner,) = [arm for arm in arms if arm != {"type": "null"}]
+    node.update({"if": {"not": {"type": "null"}}, "then": inner})
+    return node
+
+
+def _interpolable(node: dict[str, Any]) -> dict[str, Any]:
+    """A number or boolean that may also be written as `${...}`: an interpolation passes, anything else
+    is checked as before (so a wrong value reads "'long' is not of type 'integer'")."""
+    kept = {k: node.pop(k) for k in ("title", "description", "default") if k in node}
+    return {**kept, "if": {"$ref": "#/$defs/Interpolation"}, "then": {}, "else": node}
 
 
 def recipe_json_schema() -> dict[str, Any]:
-    schema = Recipe.model_json_schema()
-    schema["required"] = [key for key in schema["required"] if key != "name"]  # the loader defaults it to the file's stem
+    raw = Recipe.model_json_schema()
+    shaper = _Shaper(raw.pop("$defs"))
+    defs = {name: shaper.node(node) for name, node in shaper.defs.items()}
+    schema = shaper.node(raw)
+    schema["$defs"] = dict(sorted({**defs, **shaper.added, "Interpolation": INTERPOLATION}.items()))
     schema["$schema"] = SCHEMA_URL
     schema["title"] = "peftrun recipe"
     return schema

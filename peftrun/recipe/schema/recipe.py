@@ -25,7 +25,12 @@ class Recipe(Section):
     schema_version: Literal[1] = Field(1, description="Recipe format version.")
     name: str = Field(min_length=1, description="Run name (default: the file's stem).")
     extends: str | list[str] | None = Field(
-        None, description="Base recipe(s), relative to this file; deep-merged, this file wins."
+        None,
+        description="Base recipe(s), deep-merged in order, this file wins: a path relative to this file, "
+        "peftrun:NAME (a base shipped in peftrun), or git+URL@REV#path (a file of a git repository at a tag or commit).",
+    )
+    allow_moving_bases: bool = Field(
+        False, description="Accept git+ bases at a branch (a moving revision; the run is not reproducible)."
     )
     seed: int = Field(defaults.SEED, description="Random seed for training, data shuffles and eval splits.")
     model: ModelSection
@@ -39,6 +44,7 @@ class Recipe(Section):
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _path: Path | None = PrivateAttr(None)
     _env_expressions: dict[str, str] = PrivateAttr(default_factory=dict)
+    _bases: list[dict[str, str]] = PrivateAttr(default_factory=list)
 
     @property
     def sources(self) -> dict[str, str]:
@@ -54,6 +60,11 @@ class Recipe(Section):
     def env_expressions(self) -> dict[str, str]:
         """Dotted path -> the `${oc.env:...}` expression its value was read from (never written out resolved)."""
         return self._env_expressions
+
+    @property
+    def bases(self) -> list[dict[str, str]]:
+        """Every base file read, in load order: its name and commit (git bases) or content hash."""
+        return self._bases
 
     def where(self, key_path: str) -> str:
         """Where the value at `key_path` (or its nearest written parent) was written; else the recipe file."""

@@ -1,0 +1,47 @@
+"""Per trainer type: the TRL trainer class (stable from `trl`, experimental from `trl.experimental`),
+the keyword arguments only some types take, and the callbacks some PEFT methods need."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import trl_table
+
+# Trainer keyword arguments beyond the common ones (model, args, datasets, processing_class, peft_config,
+# callbacks), by trainer type; the runner supplies their values.
+EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "grpo": ("reward_funcs",),
+    "rloo": ("reward_funcs",),
+    "distillation": ("teacher_model",),
+}
+
+
+def trainer_class(trainer_type: str) -> type:
+    """The TRL trainer class for a trainer type (its config class's name with Trainer for Config)."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
+    module = importlib.import_module(trl_table()["modules"][trainer_type])
+    return getattr(module, trl_table()["classes"][trainer_type].removesuffix("Config") + "Trainer")
+
+
+def extra_arguments(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The type-specific keyword arguments the trainer takes, from what the runner prepared."""
+    return {name: given[name] for name in EXTRA_ARGUMENTS.get(plan.trainer_type, ())}
+
+
+def method_callbacks(plan: Plan) -> list[Any]:
+    """Callbacks a PEFT method needs that TRL does not install: AdaLoRA reallocates its ranks after each
+    optimizer step (PEFT's update_and_allocate), which neither TRL nor transformers calls."""
+    if plan.peft_method != "adalora":
+        return []
+    from transformers import TrainerCallback
+
+    class AdaLoraAllocation(TrainerCallback):
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if model is not None and hasattr(model, "base_model"):
+                model.base_model.update_and_allocate(state.global_step)
+
+    return [AdaLoraAllocation()]
