@@ -164,7 +164,7 @@ def _new_tokens(recipe: Recipe, notes: Notes) -> dict[str, Any]:
         return {}
     if any(m in (getattr(peft, "modules_to_save", None) or []) for m in ("embed_tokens", "lm_head")):
         return {}
-    if not isinstance(peft, LoraSection):
+    if peft.method != "lora":
         notes.refuse("model.special_tokens", f"new tokens need trainable embeddings, which {peft.method} cannot "
                      "train: use LoRA (its trainable_tokens), peft.modules_to_save: [embed_tokens, lm_head] where the "
                      "method has it, or full fine-tuning")
