@@ -21,7 +21,7 @@ from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
 from peftrun.hub import ensure_offline_mode
 
-COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init", "plan")
+COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init", "data", "plan")
 LOADING_COMMANDS = {"merge", "generate", "eval"}  # they load models: decide offline mode first (run does it itself)
 
 

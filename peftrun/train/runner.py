@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import Interrupted, LaunchError, TrainingError
+from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
@@ -177,14 +177,19 @@ def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any
     on the model's skeleton before any weight loads), the tokenizer, the distillation teacher (its tokenizer
     checked first) and the model (unless given). Returns (data, tokenizer, model, teacher, estimate)."""
     from peftrun.data import load_training_data
+    from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.train.modeling import load_model, load_tokenizer
     from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
     estimate = _estimate(plan) if model is None else None
     tokenizer = load_tokenizer(plan)
+    require_template(tokenizer, plan, data.conversational)
     teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
-    model = model if model is not None else load_model(plan, tokenizer, local_rank)
+    if model is None:
+        model = load_model(plan, tokenizer, local_rank)
+    else:
+        fit_embeddings(model, tokenizer)  # a caller's model meets the recipe's added tokens
     return data, tokenizer, model, teacher, estimate
 
 
@@ -193,12 +198,16 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
     from peftrun.train import init_data_pass, weight_conversion
-    from peftrun.train.modeling import keep_full_layers_at_model_dtype
+    from peftrun.train.modeling import expose_output_bias, keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
     init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
     trainer = build_trainer(plan, args, model, tokenizer, data, extras,
                             callbacks=[stopper.callback(), checkpoints.completion_callback()])
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
+        raise DataError("no training example is left after tokenization: each lost its trained tokens to "
+                        "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
+    expose_output_bias(trainer.model)
     init_data_pass.after_wrap(plan, trainer, data, tokenizer)
     guards.watch_non_finite(plan, trainer)
     if trainer.is_world_process_zero():
