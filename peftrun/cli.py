@@ -21,7 +21,9 @@ from peftrun import __version__
 from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
 from peftrun.hub import ensure_offline_mode
 
-COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init")
+COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init", "data", "plan",
+            "import", "export")
+MODULES = {"import": "import_"}  # subcommands whose module name differs (`import` is a Python keyword)
 LOADING_COMMANDS = {"merge", "generate", "eval"}  # they load models: decide offline mode first (run does it itself)
 
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"peftrun {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = import_module(f"peftrun.commands.{name}")
+        module = import_module(f"peftrun.commands.{MODULES.get(name, name)}")
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
         command.set_defaults(handler=module.main)

@@ -86,4 +86,11 @@ class HubError(PeftrunError):
     exit_code = 8
 
 
+class NotCarried(PeftrunError):
+    """`peftrun import` wrote its recipe, but some settings of the source could not be carried (each is listed
+    with its reason in the recipe's comment block and on stderr). Not raised: the command exits with the code."""
+
+    exit_code = 9
+
+
 INTERNAL_ERROR_EXIT = 70  # an unexpected exception: a bug in peftrun, reported with its traceback

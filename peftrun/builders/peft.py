@@ -12,9 +12,10 @@ if TYPE_CHECKING:
     from peft import PeftConfig
 
 
-def build_peft_config(plan: Plan) -> PeftConfig | None:
+def build_peft_config(plan: Plan, token_ids: dict[str, list[int]] | None = None) -> PeftConfig | None:
     """The PEFT config for a plan (its class by method name, as PEFT's own type -> config mapping has it);
-    None for full fine-tuning. PEFT's construction checks become located recipe errors."""
+    None for full fine-tuning. PEFT's construction checks become located recipe errors. `token_ids` (layer ->
+    ids, from the tokenizer) are the rows of peft.trainable_tokens; without them none train (explain, dry runs)."""
     if plan.recipe.peft is None:
         return None
     from peft import PeftType
@@ -22,7 +23,10 @@ def build_peft_config(plan: Plan) -> PeftConfig | None:
 
     config_class = PEFT_TYPE_TO_CONFIG_MAPPING[PeftType(plan.recipe.peft.method.upper())]
     try:
-        return config_class(**peft_kwargs(plan))
+        kwargs = peft_kwargs(plan)
+        if getattr(plan.recipe.peft, "trainable_tokens", None):  # the new-tokens rule: ids from the tokenizer
+            kwargs["trainable_token_indices"] = token_ids
+        return config_class(**kwargs)
     except (ValueError, TypeError, ImportError) as exc:  # PEFT's own checks, run at construction
         message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
         raise RecipeError(Problem(plan.recipe.where("peft"), "peft", message)) from None

@@ -8,6 +8,7 @@ from typing import Any
 from peftrun.builders.peft import build_peft_config
 from peftrun.builders.trainers import extra_arguments, method_callbacks, trainer_class
 from peftrun.data import TrainingData
+from peftrun.data.templates import trainable_token_ids
 from peftrun.recipe.plan import Plan
 
 
@@ -31,7 +32,7 @@ def build_trainer(
         "train_dataset": data.train,
         "eval_dataset": data.eval,
         "processing_class": tokenizer,
-        "peft_config": None if wrapped else build_peft_config(plan),
+        "peft_config": None if wrapped else build_peft_config(plan, trainable_token_ids(plan, model, tokenizer)),
         "callbacks": [*(callbacks or []), *method_callbacks(plan)],
         **extra_arguments(plan, extras or {}),
     }

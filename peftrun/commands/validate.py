@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.hardware import Hardware, probe_light
+from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
+from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.validation import checked_plan
 
@@ -16,6 +17,7 @@ HELP = "check recipes (files or directories) without loading a model; exit 0 or 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, help="recipe files or directories of recipes")
+    add_hardware_arguments(parser)
 
 
 def recipe_files(paths: list[Path]) -> list[Path]:
@@ -43,7 +45,7 @@ def check(path: Path, hardware: Hardware) -> tuple[RecipeError | None, tuple[str
 
 def main(args: argparse.Namespace) -> int:
     files = recipe_files(args.paths)
-    hardware = probe_light()
+    hardware = target_hardware(args.gpu, args.gpus)
     failed = 0
     for path in files:
         error, warnings = check(path, hardware)

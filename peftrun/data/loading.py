@@ -11,9 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from peftrun.data.formats import describe
+from peftrun.data.mixture import check_shape, convert, mix, unify
 from peftrun.errors import DataError
 from peftrun.hub import is_local, offline, offline_message
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema.dataset import SourceSection
 
 LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -41,20 +44,28 @@ class TrainingData:
     train: Any  # datasets.Dataset
     eval: Any | None
     format: str
+    sources: tuple[dict[str, Any], ...] = ()  # per source: key, path, format, rows, fingerprint
 
     def fingerprint(self) -> dict[str, Any]:
-        """Identifies the exact data a run saw (datasets' content fingerprints and sizes)."""
-        out = {"train": self.train._fingerprint, "train_rows": len(self.train), "format": self.format}
+        """Identifies the exact data a run saw (datasets' content fingerprints and sizes, per source too)."""
+        out = {"train": self.train._fingerprint, "train_rows": len(self.train), "format": self.format,
+               "sources": list(self.sources)}
         if self.eval is not None:
             out.update(eval=self.eval._fingerprint, eval_rows=len(self.eval))
         return out
+
+    @property
+    def conversational(self) -> bool:
+        row = self.train[0]
+        return any(isinstance(row.get(c), list) for c in ("messages", "conversations", "prompt", "chosen"))
 
 
 def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _load(paths: str | list[str], name: str | None, split: str, key: str) -> Any:
+def _load(paths: str | list[str], name: str | None, split: str, key: str, data_files: Any = None,
+          cache_dir: str | None = None) -> Any:
     """One split from local files, a local directory, or the hub."""
     import datasets
 
@@ -70,11 +81,11 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str) -> Any
                 raise DataError(f"{key}: no such file: {', '.join(missing)}")
             kind = kinds.pop()
             if kind == "json":
-                return _json_dataset(items)
-            return datasets.load_dataset(kind, data_files={split: items}, split=split)
+                return _json_dataset(items, cache_dir)
+            return datasets.load_dataset(kind, data_files={split: items}, split=split, cache_dir=cache_dir)
         if len(items) > 1:
             raise DataError(f"{key}: a list must hold data files (.jsonl .json .csv .parquet)")
-        return datasets.load_dataset(first, name, split=split)
+        return datasets.load_dataset(first, name, split=split, data_files=data_files, cache_dir=cache_dir)
     except DataError:
         raise
     except (ConnectionError, FileNotFoundError) as exc:
@@ -87,29 +98,36 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str) -> Any
         raise DataError(f"{key}: cannot read {first!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
 
 
+def _records(path: str) -> list[dict[str, Any]]:
+    text = Path(path).read_text(encoding="utf-8")
+    if path.endswith(".jsonl"):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    data = json.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}
+        data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+    return data
+
+
 def json_rows(paths: list[str], stamps: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    """The records of .jsonl / .json files, values as JSON has them. (`stamps`, each file's size and
-    mtime, only key the datasets cache so that a changed file is read again.)"""
-    for path in paths:
-        text = Path(path).read_text(encoding="utf-8")
-        if path.endswith(".jsonl"):
-            yield from (json.loads(line) for line in text.splitlines() if line.strip())
-            continue
-        data = json.loads(text)
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}
-            data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
-        yield from data
+    """The records of .jsonl / .json files, values as JSON has them, each with every field any record has
+    (None where absent: Arrow takes a batch's fields from its first record and would drop the others).
+    (`stamps`, each file's size and mtime, only key the datasets cache so that a changed file is read again.)"""
+    records = [record for path in paths for record in _records(path)]
+    fields = list(dict.fromkeys(key for record in records if isinstance(record, dict) for key in record))
+    for record in records:
+        yield {key: record.get(key) for key in fields} if isinstance(record, dict) else record
 
 
-def _json_dataset(paths: list[str]) -> Any:
+def _json_dataset(paths: list[str], cache_dir: str | None) -> Any:
     """JSON data read with Python's json module: pyarrow's JSON reader turns strings that look like dates
     ("2021-03-05") into timestamps, which would change what the model is trained on."""
     import datasets
 
     stamps = [(Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
-    return datasets.Dataset.from_generator(json_rows, gen_kwargs={"paths": list(paths), "stamps": stamps})
+    return datasets.Dataset.from_generator(json_rows, gen_kwargs={"paths": list(paths), "stamps": stamps},
+                                           cache_dir=cache_dir)
 
 
 def _rename(dataset: Any, columns: dict[str, str], key: str) -> Any:
@@ -134,23 +152,63 @@ def detect_format(trainer_type: str, column_names: list[str], key: str) -> str:
     )
 
 
+def _load_source(plan: Plan, prefix: str, source: SourceSection, split: str | None = None) -> Any:
+    """One source read, renamed, capped and converted to TRL's columns (or checked to hold one shape)."""
+    section = plan.recipe.dataset
+    key = f"{prefix}.path"
+    data = _load(source.path, source.name, split or source.split, key, source.data_files, section.cache_dir)
+    data = _rename(data, source.columns, key)
+    if source.max_samples is not None and source.max_samples < len(data):
+        data = data.select(range(source.max_samples))  # cap first: the eval fraction is of what is used
+    label = f"{prefix} ({source.path if isinstance(source.path, str) else source.path[0]})"
+    if source.format is None:
+        check_shape(data, label)
+        return data
+    return convert(data, source.format, label, section.cache)
+
+
+def _source_record(prefix: str, source: SourceSection, data: Any) -> dict[str, Any]:
+    return {"key": prefix, "path": source.path, "format": describe(source.format), "rows": len(data),
+            "fingerprint": data._fingerprint}
+
+
+def _load_mixture(plan: Plan, sources: list[tuple[str, SourceSection]], split: str | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    parts = [(prefix, _load_source(plan, prefix, source, split)) for prefix, source in sources]
+    records = [_source_record(prefix, source, data) for (prefix, source), (_, data) in zip(sources, parts)]
+    unified = unify(parts, plan.trainer_type)
+    return mix(unified, plan.recipe.dataset.interleave, plan.recipe.seed), records
+
+
+def _load_eval(plan: Plan, train: Any) -> tuple[Any, Any]:
+    """(train, eval): the eval split held out of the mixture, or read from its own split, path or sources."""
+    section, spec = plan.recipe.dataset, plan.recipe.dataset.eval
+    if spec is None:
+        return train, None
+    if spec.fraction is not None:
+        parts = train.train_test_split(test_size=spec.fraction, seed=plan.recipe.seed)
+        return parts["train"], parts["test"]
+    if spec.sources is not None:
+        sources = [(f"dataset.eval.sources.{i}", s) for i, s in enumerate(spec.sources)]
+        evaluation, _ = _load_mixture(plan, sources)
+    elif spec.path is not None:
+        fields = {k: getattr(section, k) for k in ("name", "columns", "format") if section.sources is None}
+        evaluation = _load_source(plan, "dataset.eval", SourceSection(path=spec.path, **fields))
+    else:
+        evaluation, _ = _load_mixture(plan, section.all_sources(), spec.split)
+    detect_format(plan.trainer_type, evaluation.column_names, "dataset.eval")
+    return train, evaluation
+
+
 def load_training_data(plan: Plan) -> TrainingData:
-    """Train (and eval) datasets for a plan, renamed, capped, split, and checked against the trainer."""
-    section, seed = plan.recipe.dataset, plan.recipe.seed
-    train = _rename(_load(section.path, section.name, section.split, "dataset.path"), section.columns, "dataset.path")
-    fmt = detect_format(plan.trainer_type, train.column_names, "dataset.path")
-    if section.max_samples is not None and section.max_samples < len(train):
-        train = train.select(range(section.max_samples))  # cap first: the eval fraction is of what is used
-    evaluation = None
-    spec = section.eval
-    if spec is not None and spec.fraction is not None:
-        parts = train.train_test_split(test_size=spec.fraction, seed=seed)
-        train, evaluation = parts["train"], parts["test"]
-    elif spec is not None:
-        source = spec.path if spec.path is not None else section.path
-        split = spec.split or ("train" if spec.path is not None else section.split)
-        evaluation = _rename(_load(source, section.name, split, "dataset.eval"), section.columns, "dataset.eval")
-        detect_format(plan.trainer_type, evaluation.column_names, "dataset.eval")
+    """Train (and eval) datasets for a plan: each source converted, the sources mixed, split, and checked
+    against the trainer."""
+    import datasets
+
+    section = plan.recipe.dataset
+    (datasets.enable_caching if section.cache else datasets.disable_caching)()
+    train, records = _load_mixture(plan, section.all_sources())
+    fmt = detect_format(plan.trainer_type, train.column_names, "dataset.path" if section.sources is None else "dataset.sources")
+    train, evaluation = _load_eval(plan, train)
     if len(train) == 0:
         raise DataError("dataset.path: the training split is empty")
-    return TrainingData(train, evaluation, fmt)
+    return TrainingData(train, evaluation, fmt, tuple(records))

@@ -89,6 +89,7 @@ def probe_torch() -> Hardware:
         bf16=torch.cuda.is_bf16_supported(),
         device_count=torch.cuda.device_count(),
         name=torch.cuda.get_device_name(0),
+        memory_bytes=torch.cuda.get_device_properties(0).total_memory,
     )
 
 

@@ -26,6 +26,21 @@ DATASET_SPLIT: Final = "train"
 OUTPUT_DIR: Final = "runs/{name}"
 OUTPUT_SAVE: Final = "adapter"
 
+# Chat templates shipped in peftrun/data/templates/, each with the token that ends an assistant turn
+# (None: the tokenizer's own EOS); that token becomes the trainer's EOS (rule template-eos).
+CHAT_TEMPLATES: Final[dict[str, str | None]] = {
+    "chatml": "<|im_end|>",
+    "llama2": None,
+    "llama3": "<|eot_id|>",
+    "mistral": None,
+    "gemma": "<end_of_turn>",
+    "phi3": "<|end|>",
+    "qwen3": "<|im_end|>",
+    "qwen3-no-thinking": "<|im_end|>",
+    "zephyr": None,
+    "alpaca": None,
+}
+
 # GRPO reward functions shipped in peftrun/train/rewards.py, by the names a recipe uses
 SHIPPED_REWARDS: Final = ("answer_match", "answer_contains", "think_format", "concise")
 
@@ -106,6 +121,9 @@ RULES: Final[dict[str, str]] = {
     "launch.mixed_precision": "rule launch-precision: follows the trainer's bf16 / fp16 flags (TRL's config decides)",
     "quantization.quant_storage": "rule quant-storage: FSDP / ZeRO-3 shard 4-bit weights stored in the compute dtype",
     "trainer.log_level_replica": "rule launch-logs: ranks other than 0 log errors only",
+    "trainer.eos_token": "rule template-eos: the chat template ends each assistant turn with this token",
+    "peft.trainable_tokens": "rule new-tokens: added / EOS / BOS tokens train their embedding and output rows "
+                             "(PEFT trainable_token_indices) and are saved with the adapter",
 }
 
 

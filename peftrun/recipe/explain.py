@@ -23,6 +23,9 @@ def _section_rows(prefix: str, section: BaseModel | None, plan: Plan) -> list[Ro
         path = f"{prefix}.{key}"
         if isinstance(value, BaseModel):
             rows += _section_rows(path, value, plan)
+        elif isinstance(value, list) and value and all(isinstance(item, BaseModel) for item in value):
+            for i, item in enumerate(value):  # e.g. dataset.sources.0.path
+                rows += _section_rows(f"{path}.{i}", item, plan)
         else:
             rows.append((path, value, plan.source(path)))
     return rows
@@ -103,4 +106,6 @@ def base_line(base: dict[str, str]) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, str) and "\n" in value:
+        return repr(value)  # one row per value
     return "null" if value is None else str(value)

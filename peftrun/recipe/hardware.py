@@ -14,6 +14,7 @@ class Hardware:
     bf16: bool = False  # the GPU computes in bfloat16 (compute capability >= 8.0)
     device_count: int = 0
     name: str = "cpu"
+    memory_bytes: int | None = None  # per device (GPU memory, or the machine's RAM for the CPU); None: unknown
 
     def describe(self) -> str:
         if not self.cuda:
@@ -30,7 +31,7 @@ def probe_light() -> Hardware:
         return CPU
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+            ["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader,nounits"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
@@ -41,4 +42,13 @@ def probe_light() -> Hardware:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     count = len(visible.split(",")) if visible else len(gpus)
     name, cap = gpus[0][0].strip(), gpus[0][1].strip()
-    return Hardware(cuda=True, bf16=float(cap or 0) >= 8.0, device_count=count, name=name)
+    memory = int(float(gpus[0][2]) * 2**20) if len(gpus[0]) > 2 and gpus[0][2].strip() else None
+    return Hardware(cuda=True, bf16=float(cap or 0) >= 8.0, device_count=count, name=name, memory_bytes=memory)
+
+
+def ram_bytes() -> int | None:
+    """This machine's physical memory (what a CPU run can use)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

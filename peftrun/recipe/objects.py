@@ -37,11 +37,13 @@ def peft_kwargs(plan: Plan) -> dict[str, Any]:
     ours = method_defaults(method)
     kwargs: dict[str, Any] = {"task_type": plan.task_type}
     for key in type(section).model_fields:
-        if key not in ("method", "task_type") and (key in section.model_fields_set or key in ours):
+        if key not in ("method", "task_type", "trainable_tokens") and (key in section.model_fields_set or key in ours):
             value = getattr(section, key)
             kwargs[key] = value.model_dump() if isinstance(value, BaseModel) else value  # nested PEFT configs
     if "target_modules" in kwargs and takes_presets(method):
         kwargs["target_modules"] = target_modules(kwargs["target_modules"])
+    if getattr(section, "trainable_tokens", None):  # token strings here; builders/peft.py passes their ids
+        kwargs["trainable_token_indices"] = list(section.trainable_tokens)
     if getattr(section, "prompt_tuning_init", None) == "TEXT":
         kwargs.update(_text_init_tokenizer(plan, section.tokenizer_name_or_path))
     return kwargs

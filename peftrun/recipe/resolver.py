@@ -106,13 +106,14 @@ def _precision(recipe: Recipe, dtype: str, hw: Hardware, notes: Notes) -> dict[s
 
 def _data_checks(recipe: Recipe, notes: Notes) -> None:
     kind = str(recipe.trainer.type)
-    allowed = STANDARD_COLUMNS[kind]
-    for name in recipe.dataset.columns:
-        if allowed and name not in allowed:
-            notes.refuse(
-                f"dataset.columns.{name}",
-                f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",
-            )
+    allowed = STANDARD_COLUMNS.get(kind, frozenset())
+    for prefix, source in recipe.dataset.all_sources():
+        for name in source.columns:
+            if allowed and name not in allowed:
+                notes.refuse(
+                    f"{prefix}.columns.{name}",
+                    f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",
+                )
     eval_strategy = getattr(recipe.trainer, "eval_strategy", "no")
     if recipe.dataset.eval is None and notes.given("trainer.eval_strategy") and eval_strategy != "no":
         notes.refuse("trainer.eval_strategy", f"eval_strategy {eval_strategy} needs evaluation data: add dataset.eval")
@@ -148,10 +149,37 @@ def _generation_batch_check(recipe: Recipe, notes: Notes) -> None:
         )
 
 
+def _template_eos(recipe: Recipe, notes: Notes) -> dict[str, Any]:
+    """A shipped chat template's end-of-turn token as the trainer's EOS (for the TRL configs that take one)."""
+    token = defaults.CHAT_TEMPLATES.get(recipe.model.chat_template or "")
+    if token is None or "eos_token" not in type(recipe.trainer).model_fields or notes.given("trainer.eos_token"):
+        return {}
+    notes.fill("trainer.eos_token", f"{defaults.RULES['trainer.eos_token']} ({recipe.model.chat_template}: {token})")
+    return {"eos_token": token}
+
+
+def _new_tokens(recipe: Recipe, notes: Notes) -> dict[str, Any]:
+    """The rule that trains the embedding and output rows of the recipe's new special tokens (LoRA)."""
+    peft, tokens = recipe.peft, recipe.model.special_tokens.trained() if recipe.model.special_tokens else []
+    if peft is None or not tokens:
+        return {}
+    if any(m in (getattr(peft, "modules_to_save", None) or []) for m in ("embed_tokens", "lm_head")):
+        return {}
+    if peft.method != "lora":
+        notes.refuse("model.special_tokens", f"new tokens need trainable embeddings, which {peft.method} cannot "
+                     "train: use LoRA (its trainable_tokens), peft.modules_to_save: [embed_tokens, lm_head] where the "
+                     "method has it, or full fine-tuning")
+        return {}
+    if peft.trainable_tokens is not None:
+        return {}
+    notes.fill("peft.trainable_tokens", defaults.RULES["peft.trainable_tokens"])
+    return {"trainable_tokens": tokens}
+
+
 def _trainer_rules(recipe: Recipe, rate: float, flags: dict[str, Any], notes: Notes) -> dict[str, Any]:
     """Trainer values filled by rules; they go into the resolved trainer section (and so into
     recipe.resolved.yaml), not only into the TRL config."""
-    filled: dict[str, Any] = {"learning_rate": rate, **flags}
+    filled: dict[str, Any] = {"learning_rate": rate, **flags, **_template_eos(recipe, notes)}
     if recipe.dataset.eval is not None and "eval_strategy" not in recipe.trainer.model_fields_set:
         filled["eval_strategy"] = "epoch"
         notes.fill("trainer.eval_strategy", defaults.RULES["trainer.eval_strategy"])
@@ -180,6 +208,7 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     _grpo_checks(recipe, notes)
     _static_defaults(recipe, notes)
     rate = _learning_rate(recipe, notes)
+    tokens_filled = _new_tokens(recipe, notes)
     flags = _precision(recipe, dtype, hardware, notes)
     output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
     if recipe.output.dir is None:
@@ -190,7 +219,8 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
         update={
             "model": recipe.model.model_copy(update={"dtype": dtype}),
             "quantization": quant,
-            "peft": recipe.peft.model_copy(update={"task_type": task_type, **peft_filled}) if recipe.peft else None,
+            "peft": recipe.peft.model_copy(update={"task_type": task_type, **peft_filled, **tokens_filled})
+            if recipe.peft else None,
             "trainer": recipe.trainer.model_copy(update={**_trainer_rules(recipe, rate, flags, notes), **trainer_filled}),
             "output": recipe.output.model_copy(update={"dir": output_dir}),
         }

@@ -80,7 +80,7 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[str], type[BaseModel] | None, str 
         found = _models_in(field.annotation) if field else []
         model = found[0] if len(found) == 1 else None
         candidates = found if len(found) > 1 else []
-        label_next = field is not None and not found and _plain_union(field.annotation)
+        label_next = field is not None and len(found) <= 1 and _plain_union(field.annotation)  # e.g. name | mapping
     return shown, model, union
 
 
@@ -194,13 +194,15 @@ def _looks_local(value: str) -> bool:
 def missing_paths(recipe: Recipe) -> list[Problem]:
     """Local files a recipe names that do not exist (data, chat template, base model directory)."""
     checks: list[tuple[str, str, bool]] = []  # (key path, value, must be local)
-    data_paths = recipe.dataset.path if isinstance(recipe.dataset.path, list) else [recipe.dataset.path]
-    checks += [("dataset.path", p, _looks_local(p)) for p in data_paths]
+    sources = recipe.dataset.all_sources()
     if recipe.dataset.eval and recipe.dataset.eval.path:
-        eval_paths = recipe.dataset.eval.path
-        for p in eval_paths if isinstance(eval_paths, list) else [eval_paths]:
-            checks.append(("dataset.eval.path", p, _looks_local(p)))
-    if recipe.model.chat_template:
+        sources.append(("dataset.eval", recipe.dataset.eval))  # type: ignore[arg-type]
+    if recipe.dataset.eval and recipe.dataset.eval.sources:
+        sources += [(f"dataset.eval.sources.{i}", s) for i, s in enumerate(recipe.dataset.eval.sources)]
+    for prefix, source in sources:
+        paths = source.path if isinstance(source.path, list) else [source.path]
+        checks += [(f"{prefix}.path", str(p), _looks_local(str(p))) for p in paths]
+    if recipe.model.chat_template and recipe.model.chat_template.endswith(".jinja"):
         checks.append(("model.chat_template", recipe.model.chat_template, True))
     checks.append(("model.name_or_path", recipe.model.name_or_path, recipe.model.name_or_path.startswith((".", "/", "~"))))
     problems = []

@@ -52,7 +52,8 @@ def model_card(plan: Plan, summary: dict[str, Any]) -> str:
     base = recipe.model.name_or_path + (f" ({recipe.model.gguf_file})" if recipe.model.gguf_file else "")
     method = recipe.peft.method if recipe.peft else "full fine-tuning"
     metrics = [f"- {k}: {v}" for k, v in summary.items() if v is not None]
-    data = recipe.dataset.path if isinstance(recipe.dataset.path, str) else ", ".join(recipe.dataset.path)
+    paths = [s.path if isinstance(s.path, str) else ", ".join(s.path) for _, s in recipe.dataset.all_sources()]
+    data = "; ".join(paths)
     return "\n".join([
         f"# {recipe.name}",
         "",

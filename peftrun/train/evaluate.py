@@ -52,7 +52,8 @@ def eval_dataset(plan: Plan, data_path: str | None) -> Any:
 
     section = plan.recipe.dataset
     if data_path is not None:
-        section = section.model_copy(update={"path": data_path, "eval": None, "split": "train", "max_samples": None})
+        section = section.model_copy(update={"path": data_path, "sources": None, "eval": None, "split": "train",
+                                              "max_samples": None})
         plan = plan.with_sections(dataset=section)
         return load_training_data(plan).train
     loaded = load_training_data(plan)

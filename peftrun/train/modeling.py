@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.builders import build_quantization_config
+from peftrun.data.templates import fit_embeddings, prepare_tokenizer
 from peftrun.errors import ModelLoadError
 from peftrun.hub import is_local, offline, offline_message
 from peftrun.recipe.plan import Plan
@@ -46,7 +47,7 @@ def _from_pretrained(loader: Any, what: str, name: str, **kwargs: Any) -> Any:
 
 
 def load_tokenizer(plan: Plan) -> Any:
-    """The tokenizer, with a pad token and the recipe's chat template."""
+    """The tokenizer, with the recipe's special tokens, a pad token and the recipe's chat template."""
     from transformers import AutoTokenizer
 
     model = plan.recipe.model
@@ -57,12 +58,7 @@ def load_tokenizer(plan: Plan) -> Any:
     tokenizer = _from_pretrained(
         AutoTokenizer, "tokenizer", name, trust_remote_code=model.trust_remote_code, **kwargs
     )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-        log.warning("tokenizer has no pad token: using the eos token %r for padding", tokenizer.eos_token)
-    if model.chat_template:
-        tokenizer.chat_template = Path(model.chat_template).read_text(encoding="utf-8")
-    return tokenizer
+    return prepare_tokenizer(tokenizer, plan)  # the recipe's special tokens and chat template
 
 
 def device_map(plan: Plan, local_rank: int) -> dict[str, int] | None:
@@ -94,6 +90,7 @@ def load_model(plan: Plan, tokenizer: Any, local_rank: int = 0) -> Any:
         model = _from_pretrained(AutoModelForCausalLM, "model", name, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    fit_embeddings(model, tokenizer)
     if plan.recipe.quantization is not None:
         keep_4bit_trainable_on_cpu(model)
     return model
@@ -122,3 +119,13 @@ def keep_full_layers_at_model_dtype(model: Any, dtype: str) -> None:
     for name, param in model.named_parameters():
         if param.requires_grad and "lora_" not in name and param.dtype != target:
             param.data = param.data.to(target)
+
+
+def expose_output_bias(model: Any) -> None:
+    """TRL 1.16's fused LM head reads `lm_head.weight` and `lm_head.bias`; PEFT's TrainableTokensWrapper gives the
+    weight (with the trained rows merged in) but not the bias: give it the wrapped layer's own."""
+    from peft.utils.other import TrainableTokensWrapper
+
+    for module in model.modules():
+        if isinstance(module, TrainableTokensWrapper) and "bias" not in module.__dict__:
+            module.bias = getattr(module.original_module, "bias", None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import Interrupted, LaunchError, TrainingError
+from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
@@ -167,7 +167,7 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
-    data, tokenizer, model, teacher = _load_inputs(plan, model, args.local_process_index)
+    data, tokenizer, model, teacher, estimate = _load_inputs(plan, model, args.local_process_index)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
@@ -175,21 +175,43 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
-        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock)
+        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock, estimate)
     return run_dir
 
 
-def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any]:
-    """Data first (a wrong dataset fails in seconds), then the tokenizer, the distillation teacher (its
-    tokenizer checked first) and the model (unless given)."""
+def _estimate(plan: Plan) -> Any:
+    """The memory plan of this run (peftrun.plan); building it checks target_modules & co. on the skeleton."""
+    from peftrun.errors import RecipeError
+    from peftrun.plan.estimate import estimate
+
+    try:
+        return estimate(plan)
+    except RecipeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the estimate is a by-product: a run never fails for it
+        print(f"warning: no memory plan for this run ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+
+
+def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any, Any]:
+    """Data first (a wrong dataset fails in seconds), then the memory plan (it checks the recipe's module names
+    on the model's skeleton before any weight loads), the tokenizer, the distillation teacher (its tokenizer
+    checked first) and the model (unless given). Returns (data, tokenizer, model, teacher, estimate)."""
     from peftrun.data import load_training_data
+    from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.train.modeling import load_model, load_tokenizer
     from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
+    estimate = _estimate(plan) if model is None else None
     tokenizer = load_tokenizer(plan)
+    require_template(tokenizer, plan, data.conversational)
     teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
-    return data, tokenizer, model if model is not None else load_model(plan, tokenizer, local_rank), teacher
+    if model is None:
+        model = load_model(plan, tokenizer, local_rank)
+    else:
+        fit_embeddings(model, tokenizer)  # a caller's model meets the recipe's added tokens
+    return data, tokenizer, model, teacher, estimate
 
 
 def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras: Mapping[str, Any],
@@ -197,12 +219,16 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
     from peftrun.train import init_data_pass, weight_conversion
-    from peftrun.train.modeling import keep_full_layers_at_model_dtype
+    from peftrun.train.modeling import expose_output_bias, keep_full_layers_at_model_dtype
 
     stopper = _StopOnSignal()
     init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
     trainer = build_trainer(plan, args, model, tokenizer, data, extras,
                             callbacks=[stopper.callback(), checkpoints.completion_callback()])
+    if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
+        raise DataError("no training example is left after tokenization: each lost its trained tokens to "
+                        "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
+    expose_output_bias(trainer.model)
     init_data_pass.after_wrap(plan, trainer, data, tokenizer)
     guards.watch_non_finite(plan, trainer)
     if trainer.is_world_process_zero():
@@ -227,7 +253,8 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     return trainer, result, before
 
 
-def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float) -> None:
+def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float,
+            estimate: Any = None) -> None:
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
     from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
@@ -254,7 +281,12 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
 
         merged = merge_run(run_dir, run_dir / "merged")
     (run_dir / "README.md").write_text(model_card(plan, summary))
-    rundir.write_manifest(run_dir, _manifest(plan, data, summary, started, merged))
+    manifest = _manifest(plan, data, summary, started, merged)
+    if estimate is not None:
+        from peftrun.plan.measured import memory_record
+
+        manifest["memory"] = memory_record(estimate)
+    rundir.write_manifest(run_dir, manifest)
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run
 
@@ -316,10 +348,14 @@ def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwr
 
 def print_dry_run(plan: Plan) -> None:
     """Print the plan and the exact library objects a run would build."""
-    from peftrun.recipe import explain
     from peftrun.builders import build_peft_config, build_quantization_config, build_training_args
+    from peftrun.plan import report
+    from peftrun.recipe import explain
 
     print(explain.as_table(plan))
+    estimate = _estimate(plan)  # a wrong module name fails the dry run; a model it cannot read leaves a warning
+    print("\nplan for this machine:")
+    print(report.as_text(estimate) if estimate is not None else "  not available (see the warning)")
     print("\nobjects:")
     for obj in (build_peft_config(plan), build_quantization_config(plan), build_training_args(plan)):
         if obj is not None:
@@ -350,7 +386,22 @@ class _LaunchRunDir:
             return done
         rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
                      overwrite=self.overwrite, resume=self.resume)
+        _check_targets(plan)
         return None
+
+
+def _check_targets(plan: Plan) -> None:
+    """The recipe's module names against the model's skeleton, once, before the launcher starts processes
+    that would each fail on them. What else the skeleton cannot show, the launched processes report."""
+    from peftrun.errors import RecipeError
+    from peftrun.plan.estimate import skeleton_for
+
+    try:
+        skeleton_for(plan)
+    except RecipeError:
+        raise
+    except Exception:  # noqa: BLE001, S110 - each launched process builds the plan again and warns
+        pass
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:

@@ -26,7 +26,7 @@ quantization: {bits: 4}
 
 @pytest.fixture(autouse=True)
 def _cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("peftrun.commands.explain.probe_light", lambda: CPU)
+    monkeypatch.setattr("peftrun.recipe.gpus.probe_light", lambda: CPU)
 
 
 @pytest.fixture

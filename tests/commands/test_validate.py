@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def _cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """Resolve for a CPU-only machine wherever the tests run (float16 is refused there)."""
-    monkeypatch.setattr("peftrun.commands.validate.probe_light", lambda: CPU)
+    monkeypatch.setattr("peftrun.recipe.gpus.probe_light", lambda: CPU)
 
 
 def test_valid_recipes_exit_0(write, capsys: pytest.CaptureFixture[str]) -> None:

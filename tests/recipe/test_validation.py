@@ -160,8 +160,8 @@ def test_wrong_types_and_values_name_the_expected_one(write, section: str, expec
     [
         ("{path: 5}", "r.yaml:3:11: dataset.path: Input should be a valid string, or a valid list; got 5"),
         ("{path: d, max_samples: 0}", "r.yaml:3:20: dataset.max_samples: Input should be greater than or equal to 1; got 0"),
-        ("{path: d, eval: {fraction: 0.1, split: test}}", "r.yaml:3:20: dataset.eval: give exactly one of fraction, split, path (got fraction, split)"),
-        ("{path: d, eval: {}}", "r.yaml:3:20: dataset.eval: give exactly one of fraction, split, path (got none)"),
+        ("{path: d, eval: {fraction: 0.1, split: test}}", "r.yaml:3:20: dataset.eval: give exactly one of fraction, split, path, sources (got fraction, split)"),
+        ("{path: d, eval: {}}", "r.yaml:3:20: dataset.eval: give exactly one of fraction, split, path, sources (got none)"),
         ("{path: d, eval: {fraction: 1.5}}", "r.yaml:3:27: dataset.eval.fraction: Input should be less than 1; got 1.5"),
         ("{path: d, eval: {path: [1]}}", "r.yaml:3:34: dataset.eval.path.0: Input should be a valid string; got 1"),
         ("{path: d, columns: [prompt]}", "r.yaml:3:20: dataset.columns: must be a mapping of keys, got ['prompt']"),
@@ -253,7 +253,7 @@ def test_missing_required_key_points_at_its_section(write) -> None:
     path = write("r.yaml", "model: {revision: main}\ntrainer: {type: sft}\ndataset: {split: train}\n")
     assert report(path) == [
         "r.yaml:1:1: model.name_or_path: required key is missing",
-        "r.yaml:3:1: dataset.path: required key is missing",
+        "r.yaml:3:1: dataset: give either `path` (one source) or `sources` (a list), not both or neither",
     ]
 
 

@@ -120,6 +120,13 @@ VALIDATORS: dict[str, dict[str, Any]] = {
     },
     "prompt_tuning": {"_text_init": model_validator(mode="after")(_text_init)},
 }
+# peftrun's own fields of some methods (not PEFT config fields: peft_kwargs leaves them out).
+OWN_FIELDS: dict[str, dict[str, Any]] = {
+    "lora": {"trainable_tokens": (list[str] | None, Field(
+        None, description="Tokens whose embedding and output rows train and are saved (PEFT "
+        "trainable_token_indices, ids from the tokenizer); default: the tokens model.special_tokens adds or "
+        "sets as EOS / BOS."))},
+}
 SECTION_NAMES = {"lora": "LoraSection", "prompt_tuning": "PromptTuningSection"}
 DOCS = {
     "lora": "LoRA and its variants (DoRA with use_dora, rsLoRA with use_rslora); QLoRA with `quantization`.",
@@ -131,7 +138,8 @@ def _method_model(method: str) -> type[Section]:
     info = method_info(method)
     ours, presets = method_defaults(method), takes_presets(method)
     fields: dict[str, Any] = {row["name"]: _field(row, ours, presets) for row in info["fields"]}
-    fields = {"method": (Literal[method], Field(description=f"PEFT method: {info['class']}.")), **fields}
+    fields = {"method": (Literal[method], Field(description=f"PEFT method: {info['class']}.")), **fields,
+              **OWN_FIELDS.get(method, {})}
     name = SECTION_NAMES.get(method, f"{info['class'].removesuffix('Config')}Section")
     doc = DOCS.get(method, f"Fields of PEFT's {info['class']}") + f" (PEFT {peft_table()['peft_version']})."
     return create_model(  # type: ignore[call-overload]

@@ -1,0 +1,41 @@
+"""`peftrun data RECIPE [key=value ...] [--show N] [--json]`: the data exactly as the trainer will see it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "load a recipe's data and tokenizer (no model) and show what the trainer will see"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="recipe file")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides (win over the files)")
+    parser.add_argument("--show", type=int, default=3, metavar="N", help="examples to show (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def main(args: argparse.Namespace) -> int:
+    from peftrun.builders import build_training_args
+    from peftrun.data import load_training_data
+    from peftrun.data.preview import as_text, report
+    from peftrun.data.templates import require_template
+    from peftrun.hub import ensure_offline_mode
+    from peftrun.recipe.hardware import probe_light
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.recipe.validation import checked_plan
+    from peftrun.train.modeling import load_tokenizer
+
+    plan = checked_plan(load_recipe(args.recipe, args.overrides), probe_light())
+    ensure_offline_mode()
+    data = load_training_data(plan)
+    tokenizer = load_tokenizer(plan)
+    require_template(tokenizer, plan, data.conversational)
+    result = report(data, tokenizer, build_training_args(plan), plan.trainer_type, args.show)
+    if args.json:
+        for item in result["examples"]:
+            item.pop("marked", None)
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(as_text(result))
+    return 0

@@ -1,0 +1,76 @@
+"""An estimate as text (the table `peftrun plan` prints) and as the JSON object of `--json`. GB = 1e9 bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peftrun.plan.estimate import Estimate
+from peftrun.plan.memory import CPU_PROCESS, CUDA_CONTEXT, RESERVED
+from peftrun.plan.suggest import Suggestion
+
+PARTS = ("weights", "adapter", "gradients", "optimizer", "activations", "overhead")
+
+
+def gb(size: int | None) -> float | None:
+    return None if size is None else round(size / 1e9, 2)
+
+
+def band_source(cuda: bool) -> str:
+    if not cuda:
+        return (f"CPU: live tensors plus {CPU_PROCESS / 1e9:.1f} GB for the Python process; high allows "
+                f"{RESERVED['high'] - 1:.0%} for the allocator")
+    return (f"live tensors at the step's peak (exact on the meta device) plus {CUDA_CONTEXT / 1e9:.1f} GB CUDA context; "
+            f"low/expected/high = x{RESERVED['low']}/x{RESERVED['expected']}/x{RESERVED['high']} for memory the caching "
+            "allocator reserves beyond live tensors (fitted on PEFT's published L40S runs)")
+
+
+def as_data(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> dict[str, Any]:
+    memory, hardware, settings = estimate.memory, estimate.plan.hardware, estimate.settings
+    return {
+        "parameters": {"total": estimate.counts.total, "trainable": estimate.counts.trainable,
+                       "by_kind": estimate.counts.by_kind},
+        "memory_gb": {**{part: gb(getattr(memory, part)) for part in PARTS},
+                      "total": {key: gb(value) for key, value in memory.band.items()}},
+        "gpu": {"name": hardware.name if hardware.cuda else "cpu", "memory_gb": gb(hardware.memory_bytes),
+                "count": max(hardware.device_count, 1)},
+        "fits": estimate.fits,
+        "margin_gb": gb(estimate.margin),
+        "assumptions": {"batch": settings.batch, "rows": settings.rows, "length": settings.length,
+                        "checkpointing": settings.checkpointing, "optimizer": settings.optim,
+                        "loss": "full logits" if settings.full_logits else "TRL fused LM head",
+                        "strategy": settings.strategy, "processes": settings.processes,
+                        "band": band_source(hardware.cuda), "notes": memory.notes},
+        "suggestions": [{"change": list(s.change), "expected_gb": gb(s.expected), "fits": s.fits}
+                        for s in suggestions or []],
+    }
+
+
+def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> str:
+    data = as_data(estimate, suggestions)
+    params, memory, gpu, assumed = data["parameters"], data["memory_gb"], data["gpu"], data["assumptions"]
+    share = params["trainable"] / params["total"] if params["total"] else 0.0
+    lines = [
+        f"parameters  {params['trainable']:,} trainable of {params['total']:,} ({share:.4%})",
+        f"per device  {gpu['count']} x {gpu['name']} ({gpu['memory_gb']} GB), {assumed['strategy']}; "
+        f"batch {assumed['batch']} x {assumed['length']} tokens, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
+        f"{assumed['optimizer']}, loss via {assumed['loss']}",
+        "",
+        *(f"  {part:<12} {memory[part]:>8.2f} GB" for part in PARTS),
+        f"  {'total':<12} {memory['total']['expected']:>8.2f} GB  (low {memory['total']['low']:.2f}, high {memory['total']['high']:.2f})",
+        f"  band: {assumed['band']}",
+        *(f"  note: {note}" for note in assumed["notes"]),
+        "",
+        _verdict(data),
+    ]
+    lines += [f"  {'fits' if s['fits'] else 'still too big'}: {' '.join(s['change'])} -> {s['expected_gb']:.2f} GB"
+              for s in data["suggestions"]]
+    return "\n".join(lines)
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    if data["fits"] is None:
+        return "fits: unknown (the device's memory is unknown)"
+    margin = data["margin_gb"]
+    if data["fits"]:
+        return f"fits, with {margin:.2f} GB to spare"
+    return f"does not fit: {-margin:.2f} GB over" + ("; changes, each re-estimated:" if data["suggestions"] else "")

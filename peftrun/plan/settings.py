@@ -1,0 +1,72 @@
+"""The training settings memory depends on, read from a resolved plan without building TRL's config
+(which refuses bf16 on a machine without the GPU being planned for)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from peftrun.recipe.launch_rules import is_sharded
+from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import trl_table
+
+GRPO_PROMPT_TOKENS = 512  # TRL 1.16 does not cap GRPO prompts; the plan assumes this prompt length
+
+
+@dataclass(frozen=True)
+class Settings:
+    trainer: str
+    batch: int  # per device
+    rows: int  # sequences in one forward pass (DPO and reward: chosen + rejected)
+    length: int  # tokens per row
+    checkpointing: bool
+    optim: str
+    full_logits: bool  # the loss needs the (rows, length, vocab) logits; else TRL's fused, chunked LM head
+    processes: int
+    strategy: str  # ddp | fsdp | zero1 | zero2 | zero3
+    offload_optimizer: bool
+    offload_params: bool
+    generation_rows: int = 0  # GRPO: sequences generated at once (their KV cache)
+
+    @property
+    def sharded(self) -> bool:
+        return self.strategy in ("fsdp", "zero3")
+
+
+def setting(plan: Plan, name: str) -> Any:
+    """A TRL config value: the recipe's (or a rule's), else TRL's default for the trainer type."""
+    if name in plan.training_args:
+        return plan.training_args[name]
+    rows = {row["name"]: row.get("default") for row in trl_table()["fields"][plan.trainer_type]}
+    return rows.get(name)
+
+
+def _strategy(plan: Plan) -> str:
+    launch = plan.recipe.launch
+    if launch.strategy == "deepspeed":
+        return f"zero{launch.zero_stage}"
+    return "fsdp" if is_sharded(launch) else "ddp"
+
+
+def read_settings(plan: Plan) -> Settings:
+    kind = plan.trainer_type
+    batch = int(setting(plan, "per_device_train_batch_size") or 8)
+    checkpointing = setting(plan, "activation_checkpointing")
+    if checkpointing is None:
+        checkpointing = setting(plan, "gradient_checkpointing")
+    launch = plan.recipe.launch
+    processes = (launch.num_processes if isinstance(launch.num_processes, int) else max(plan.hardware.device_count, 1))
+    if kind == "grpo":
+        length = GRPO_PROMPT_TOKENS + int(setting(plan, "max_completion_length") or 256)
+        steps = setting(plan, "steps_per_generation") or setting(plan, "gradient_accumulation_steps") or 1
+        generation = int(setting(plan, "generation_batch_size") or batch * processes * int(steps)) // processes
+    else:
+        length, generation = int(setting(plan, "max_length") or 1024), 0
+    full_logits = bool(setting(plan, "label_smoothing_factor"))  # label smoothing needs the full logits (TRL)
+    return Settings(
+        trainer=kind, batch=batch, rows=batch * 2 if kind in ("dpo", "reward") else batch, length=length,
+        checkpointing=bool(checkpointing), optim=str(setting(plan, "optim") or "adamw_torch_fused"),
+        full_logits=full_logits, processes=processes * launch.num_machines, strategy=_strategy(plan),
+        offload_optimizer=bool(getattr(launch, "offload_optimizer", False)),
+        offload_params=bool(getattr(launch, "offload_params", False)), generation_rows=generation,
+    )
