@@ -147,6 +147,7 @@ def resolved_recipe_text(plan: Plan) -> str:
     Values that came from `${oc.env:...}` keep the expression, so no secret is written out."""
     data = plan.recipe.model_dump(mode="json", exclude={"extends"})
     data["trainer"] = {"type": plan.trainer_type, **_trainer_values(plan)}
+    data["dataset"] = plan.recipe.dataset.unshared_dump()
     for path, expression in plan.recipe.env_expressions.items():
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"

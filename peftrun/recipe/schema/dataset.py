@@ -139,6 +139,14 @@ class DatasetSection(_SourceFields):
     cache: bool = Field(True, description="Keep converted and tokenized data in the datasets cache.")
     cache_dir: str | None = Field(None, description="Where the datasets cache goes (default: datasets' own).")
 
+    def unshared_dump(self) -> dict[str, object]:
+        """The section as plain data for recipe.resolved.yaml: with `sources`, the per-source fields stay on the sources."""
+        data = self.model_dump(mode="json")
+        if self.sources is not None:
+            for key in _SourceFields.model_fields:
+                data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _one_form(self) -> "DatasetSection":
         if (self.path is None) == (self.sources is None):
