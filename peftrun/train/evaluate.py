@@ -132,12 +132,42 @@ def completion_loss(model: Any, tokenizer: Any, pieces: list[Pieces]) -> float:
     return total / max(count, 1)
 
 
+def may_still_match(text: str, reference: str) -> bool:
+    """Whether a generation that begins with `text` can still be an exact match of `reference`.
+
+    Exact match compares whitespace-normalized text, and decoding more tokens only appends characters or
+    removes spaces (tokenizers' clean-up), so with all whitespace removed a match's beginning is a prefix of
+    the reference; a trailing replacement character is a multi-byte character not yet complete."""
+    def squeeze(s: str) -> str:
+        return "".join(s.split())
+
+    return squeeze(reference).startswith(squeeze(text).rstrip("\ufffd"))
+
+
+def _stop_mismatches(tokenizer: Any, references: list[str]) -> Any:
+    """A stopping-criteria factory for `generate`: a row stops as soon as it can no longer match."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class CannotMatch(StoppingCriteria):
+        def __init__(self, rows: range, width: int) -> None:
+            self.references, self.width = [references[i] for i in rows], width
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            texts = tokenizer.batch_decode(input_ids[:, self.width:], skip_special_tokens=True)
+            done = [not may_still_match(t, r) for t, r in zip(texts, self.references, strict=True)]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return CannotMatch
+
+
 def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
     from peftrun.train.generation import generate
 
     longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
+    references = [e.reference for e in examples]
     outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8,
-                       batch_size=GENERATION_BATCH)
+                       batch_size=GENERATION_BATCH, stop_rows=_stop_mismatches(tokenizer, references))
     hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
     return hits / len(examples)
 

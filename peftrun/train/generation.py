@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -26,8 +27,13 @@ def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
     return [tokenizer.eos_token_id, *(i for i in ids if i != tokenizer.eos_token_id)]
 
 
-def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int, batch_size: int = 8) -> list[str]:
-    """Greedy completions (the new text only) for each prompt (text or chat messages)."""
+def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int, batch_size: int = 8,
+             stop_rows: Callable[[range, int], Any] | None = None) -> list[str]:
+    """Greedy completions (the new text only) for each prompt (text or chat messages).
+
+    `stop_rows(rows, width)`, if given, makes a transformers StoppingCriteria for the prompts `rows` of a
+    batch whose prompt part is `width` tokens wide: a row it marks done stops generating.
+    """
     import torch
 
     pad = tokenizer.pad_token_id
@@ -38,8 +44,11 @@ def generate(model: Any, tokenizer: Any, prompts: list[Any], max_new_tokens: int
         width = max(len(ids) for ids in batch)
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=model.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=model.device)
+        rows = range(start, start + len(batch))
+        criteria = [stop_rows(rows, width)] if stop_rows is not None else None
         with torch.no_grad():
             tokens = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                    do_sample=False, pad_token_id=pad, eos_token_id=_stop_ids(model, tokenizer))
+                                    do_sample=False, pad_token_id=pad, eos_token_id=_stop_ids(model, tokenizer),
+                                    stopping_criteria=criteria)
         outputs += tokenizer.batch_decode(tokens[:, width:], skip_special_tokens=True)
     return outputs

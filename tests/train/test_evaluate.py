@@ -113,3 +113,20 @@ def test_batched_loss_equals_one_example_at_a_time(tiny_model_dir: Path, monkeyp
     assert len(evaluate._batches(pieces, 200)) > 2 and max(map(len, evaluate._batches(pieces, 200))) > 2
     batched = completion_loss(model, tokenizer, pieces)
     assert batched == pytest.approx(one_at_a_time(model, pieces), abs=1e-4)
+
+
+@pytest.mark.parametrize(("text", "reference", "possible"), [
+    ("", "2021-03-05", True),
+    ("2021-", "2021-03-05", True),
+    (" 2021 -03", "2021-03-05", True),  # whitespace is normalized away by exact match
+    ("2021-03-05", "2021-03-05", True),
+    ("2021-03-05\ufffd", "2021-03-05x", True),  # a multi-byte character not yet complete
+    ("The date", "2021-03-05", False),
+    ("2021-03-05.", "2021-03-05", False),
+])
+def test_a_generation_stops_only_when_it_can_no_longer_match(text: str, reference: str, possible: bool) -> None:
+    from peftrun.train.evaluate import may_still_match, normalize
+
+    assert may_still_match(text, reference) is possible
+    if normalize(text) == normalize(reference):
+        assert possible  # an exact match is never cut short
