@@ -81,6 +81,7 @@ def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int
 Pieces = tuple[list[int], list[int]]  # (prompt ids, completion ids)
 LOSS_BATCH_TOKENS = 4096  # padded tokens per loss forward pass (rows x longest row)
 GENERATION_BATCH = 32
+MIN_SHARED_PREFIX = 8  # tokens; a shorter shared prefix is not worth a cache
 
 
 def _batches(rows: list[Pieces], budget: int) -> list[list[Pieces]]:
@@ -102,9 +103,36 @@ def _keeps_logits(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def _batch_nll(model: Any, batch: list[Pieces], pad: int) -> tuple[float, int]:
+def _shared_prefix(pieces: list[Pieces]) -> list[int]:
+    """The prompt tokens every example starts with (a system message, say), short of each prompt's last token."""
+    return common_prefix([p for p, _ in pieces])
+
+
+def common_prefix(prompts: list[list[int]]) -> list[int]:
+    """The tokens every prompt starts with, short of each prompt's last token."""
+    limit = min(len(p) for p in prompts) - 1
+    length = next((i for i in range(limit) if len({p[i] for p in prompts}) > 1), max(limit, 0))
+    return prompts[0][:length]
+
+
+def _prefix_cache(model: Any, prefix: list[int]) -> Any:
+    """The key/value cache of the shared prefix, computed once (None when there is none worth it, or for
+    prompt-learning adapters, which bring their own cache)."""
+    import torch
+
+    config = getattr(model, "peft_config", {}).get(getattr(model, "active_adapter", None))
+    if len(prefix) < MIN_SHARED_PREFIX or getattr(config, "is_prompt_learning", False):
+        return None
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True).cache
+
+
+def _batch_nll(model: Any, batch: list[Pieces], pad: int, shared: int = 0, cache: Any = None) -> tuple[float, int]:
     """(summed NLL, token count) of the completions of one right-padded batch: padding follows every real
-    token, so under the causal mask each row's logits are those of the row alone."""
+    token, so under the causal mask each row's logits are those of the row alone. With a cache of the
+    `shared` first tokens (the same in every row), only the rest of each row is computed."""
+    import copy
+
     import torch
     import torch.nn.functional as F
 
@@ -114,7 +142,11 @@ def _batch_nll(model: Any, batch: list[Pieces], pad: int) -> tuple[float, int]:
     mask = torch.tensor([[1] * (len(p) + len(c)) + [0] * (width - len(p) - len(c)) for p, c in batch],
                         device=model.device)
     keep = width - max(min(len(p) for p, _ in batch) - 1, 0)  # from the last prompt token on
-    kwargs = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    kwargs: dict[str, Any] = {"logits_to_keep": keep} if _keeps_logits(model) else {}
+    if cache is not None:
+        kwargs["cache"] = copy.deepcopy(cache)
+        kwargs["cache"].batch_repeat_interleave(len(batch))
+        ids = ids[:, shared:]
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=mask, **kwargs).logits[:, -keep:]
     targets = labels[:, width - keep + 1:].to(logits.device)
@@ -123,11 +155,15 @@ def _batch_nll(model: Any, batch: list[Pieces], pad: int) -> tuple[float, int]:
 
 
 def completion_loss(model: Any, tokenizer: Any, pieces: list[Pieces]) -> float:
-    """Mean negative log-likelihood per completion token, in padded batches."""
+    """Mean negative log-likelihood per completion token, in padded batches; a prompt prefix that every
+    example shares is computed once."""
     total, count = 0.0, 0
     model.eval()
-    for batch in _batches([p for p in pieces if p[1]], LOSS_BATCH_TOKENS):
-        nll, tokens = _batch_nll(model, batch, tokenizer.pad_token_id or 0)
+    rows = [p for p in pieces if p[1]]
+    prefix = _shared_prefix(rows) if rows else []
+    cache = _prefix_cache(model, prefix)
+    for batch in _batches(rows, LOSS_BATCH_TOKENS):
+        nll, tokens = _batch_nll(model, batch, tokenizer.pad_token_id or 0, len(prefix), cache)
         total, count = total + nll, count + tokens
     return total / max(count, 1)
 
@@ -150,7 +186,7 @@ def _stop_mismatches(tokenizer: Any, references: list[str]) -> Any:
     from transformers import StoppingCriteria
 
     class CannotMatch(StoppingCriteria):
-        def __init__(self, rows: range, width: int) -> None:
+        def __init__(self, rows: list[int], width: int) -> None:
             self.references, self.width = [references[i] for i in rows], width
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -167,7 +203,8 @@ def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
     longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
     references = [e.reference for e in examples]
     outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8,
-                       batch_size=GENERATION_BATCH, stop_rows=_stop_mismatches(tokenizer, references))
+                       batch_size=GENERATION_BATCH, stop_rows=_stop_mismatches(tokenizer, references),
+                       prefix_cache=lambda ids: _prefix_cache(model, common_prefix(ids)))
     hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
     return hits / len(examples)
 

@@ -130,3 +130,52 @@ def test_a_generation_stops_only_when_it_can_no_longer_match(text: str, referenc
     assert may_still_match(text, reference) is possible
     if normalize(text) == normalize(reference):
         assert possible  # an exact match is never cut short
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "lora"])
+def test_a_shared_prompt_prefix_computed_once_gives_the_same_loss(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  adapter: bool) -> None:
+    """Chat prompts that all begin with the same system message: its cache is reused, the loss is unchanged."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peftrun.train import evaluate
+    from peftrun.train.evaluate import Example, _prefix_cache, _shared_prefix, _token_pieces, completion_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    if adapter:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    system = {"role": "system", "content": "Rewrite the date as YYYY-MM-DD. Answer with the date only."}
+    examples = [Example([system, {"role": "user", "content": "d" * (1 + i)}], "2021-0" + str(i % 9)) for i in range(10)]
+    pieces = [_token_pieces(tokenizer, e) for e in examples]
+    prefix = _shared_prefix(pieces)
+    assert len(prefix) >= evaluate.MIN_SHARED_PREFIX and _prefix_cache(model, prefix) is not None
+    monkeypatch.setattr(evaluate, "LOSS_BATCH_TOKENS", 400)  # several batches of several rows
+    assert len(evaluate._batches(pieces, 400)) > 1
+    assert completion_loss(model, tokenizer, pieces) == pytest.approx(one_at_a_time(model, pieces), abs=1e-4)
+
+
+def test_generation_from_a_shared_prefix_cache_equals_plain_generation(tiny_model_dir: Path) -> None:
+    """Prompts of several lengths that share a system message: batches of one length start from a copy of
+    the prefix's cache and give the same greedy text, in the prompts' order."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peftrun.train.evaluate import _prefix_cache, common_prefix
+    from peftrun.train.generation import generate
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    system = {"role": "system", "content": "Rewrite the date as YYYY-MM-DD. Answer with the date only."}
+    prompts = [[system, {"role": "user", "content": "d" * (1 + i % 4)}] for i in range(10)]
+    used: list[int] = []
+
+    def cache(ids: list[list[int]]) -> object:
+        used.append(len(common_prefix(ids)))
+        return _prefix_cache(model, common_prefix(ids))
+
+    plain = generate(model, tokenizer, prompts, max_new_tokens=6, batch_size=3)
+    cached = generate(model, tokenizer, prompts, max_new_tokens=6, batch_size=3, prefix_cache=cache)
+    assert used and used[0] >= 8
+    assert cached == plain
