@@ -91,21 +91,27 @@ def one_at_a_time(model: Any, pieces: list[tuple[list[int], list[int]]]) -> floa
     return total / count
 
 
-@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "lora"])
-def test_batched_loss_equals_one_example_at_a_time(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   adapter: bool) -> None:
-    """Rows of very different lengths, several per batch and several batches: padding changes nothing."""
+def scoring_model(model_dir: Path, adapter: bool) -> tuple[Any, Any]:
+    """(tokenizer, model) of the tiny model, with a random LoRA adapter (not the identity) when asked."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from peftrun.train import evaluate
-    from peftrun.train.evaluate import Example, _token_pieces, completion_loss
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
     if adapter:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    return tokenizer, model
+
+
+@pytest.mark.parametrize("adapter", [False, True], ids=["plain", "lora"])
+def test_batched_loss_equals_one_example_at_a_time(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   adapter: bool) -> None:
+    """Rows of very different lengths, several per batch and several batches: padding changes nothing."""
+    from peftrun.train import evaluate
+    from peftrun.train.evaluate import Example, _token_pieces, completion_loss
+
+    tokenizer, model = scoring_model(tiny_model_dir, adapter)
     examples = [Example(f"Q{i}: " + "x" * (3 * i), " a" * (1 + i % 5)) for i in range(12)]
     examples += [Example([{"role": "user", "content": "y" * i}], "z" * (7 - i)) for i in range(4)]
     pieces = [_token_pieces(tokenizer, e) for e in examples]
@@ -136,17 +142,10 @@ def test_a_generation_stops_only_when_it_can_no_longer_match(text: str, referenc
 def test_a_shared_prompt_prefix_computed_once_gives_the_same_loss(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   adapter: bool) -> None:
     """Chat prompts that all begin with the same system message: its cache is reused, the loss is unchanged."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from peftrun.train import evaluate
     from peftrun.train.evaluate import Example, _prefix_cache, _shared_prefix, _token_pieces, completion_loss
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
-    if adapter:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    tokenizer, model = scoring_model(tiny_model_dir, adapter)
     system = {"role": "system", "content": "Rewrite the date as YYYY-MM-DD. Answer with the date only."}
     examples = [Example([system, {"role": "user", "content": "d" * (1 + i)}], "2021-0" + str(i % 9)) for i in range(10)]
     pieces = [_token_pieces(tokenizer, e) for e in examples]
