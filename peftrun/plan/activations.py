@@ -104,9 +104,9 @@ def _fused_attention_class(cuda: bool) -> Any:
 
 def _eager(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, scaling: float | None = None,
            **kwargs: Any) -> Any:
-    """transformers' eager attention as the models write it (key/value heads repeated, fp32 softmax, the
-    causal mask added), with the causal mask built here: the library builds it with checks the meta device
-    cannot answer."""
+    """transformers' eager attention as the models write it (key/value heads repeated, fp32 softmax, a mask
+    added), with a mask of the causal mask's shape built here: the library builds it with checks the meta
+    device cannot answer, and on the meta device only the tensors' sizes count."""
     import torch
 
     repeat = query.shape[1] // key.shape[1]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from peftrun.errors import ModelLoadError
+from peftrun.errors import ModelLoadError, RecipeError
 from peftrun.plan.activations import measure_step
 from peftrun.plan.counts import Counts, count
 from peftrun.plan.memory import (Breakdown, band, gradient_bytes, kv_cache_bytes, optimizer_bytes,
@@ -14,6 +16,8 @@ from peftrun.plan.settings import GRPO_PROMPT_TOKENS, Settings, read_settings
 from peftrun.plan.skeleton import Skeleton, apply_peft, build_base, model_config
 from peftrun.recipe.hardware import ram_bytes
 from peftrun.recipe.plan import Plan
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -97,3 +101,28 @@ def summary(estimate: Estimate) -> dict[str, Any]:
     """The estimate next to what a run measures (the manifest's `memory` entry)."""
     return {"estimate_gb": {k: round(v / 1e9, 3) for k, v in estimate.memory.band.items()},
             "trainable_parameters": estimate.counts.trainable, "total_parameters": estimate.counts.total}
+
+
+def _recipe_errors_only(step: Callable[[Plan], T], plan: Plan, warning: str | None) -> T | None:
+    """Run a planning step for a run: a recipe error is the run's error; any other failure (a config the
+    meta device cannot build, say) prints `warning` (if any) and gives None, since a run never fails for
+    its estimate."""
+    try:
+        return step(plan)
+    except RecipeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the plan is a by-product of the run
+        if warning is not None:
+            print(f"warning: {warning} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+
+
+def estimate_or_warn(plan: Plan) -> Estimate | None:
+    """The memory plan of a run; building it checks target_modules & co. on the skeleton."""
+    return _recipe_errors_only(estimate, plan, "no memory plan for this run")
+
+
+def check_targets(plan: Plan) -> None:
+    """The recipe's module names against the model's skeleton, once, before the launcher starts processes
+    that would each fail on them; what else the skeleton cannot show, the launched processes report."""
+    _recipe_errors_only(skeleton_for, plan, None)

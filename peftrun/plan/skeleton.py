@@ -120,9 +120,3 @@ def _trainer_casts(plan: Plan, model: Any) -> None:
     for name, param in model.named_parameters():
         if param.requires_grad and "lora_magnitude_vector" not in name:
             param.data = param.data.to(torch.bfloat16 if "lora_" in name else model_dtype)
-
-
-def build_skeleton(plan: Plan) -> Skeleton:
-    """The plan's model, weightless: base on the meta device and its PEFT model."""
-    base = build_base(plan)
-    return Skeleton(base, apply_peft(plan, base))

@@ -21,7 +21,6 @@ PROMPT_TUNING_VIRTUAL_TOKENS: Final = 20  # also for the other prompt-learning m
 PROMPT_TUNING_INIT: Final = "RANDOM"
 QUANT_TYPE_4BIT: Final = "nf4"  # QLoRA paper
 DOUBLE_QUANT_4BIT: Final = True  # QLoRA paper
-COMPUTE_DTYPE_4BIT: Final = "auto"  # follows the resolved model dtype
 DATASET_SPLIT: Final = "train"
 OUTPUT_DIR: Final = "runs/{name}"
 OUTPUT_SAVE: Final = "adapter"

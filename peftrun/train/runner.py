@@ -179,31 +179,18 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     return run_dir
 
 
-def _estimate(plan: Plan) -> Any:
-    """The memory plan of this run (peftrun.plan); building it checks target_modules & co. on the skeleton."""
-    from peftrun.errors import RecipeError
-    from peftrun.plan.estimate import estimate
-
-    try:
-        return estimate(plan)
-    except RecipeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the estimate is a by-product: a run never fails for it
-        print(f"warning: no memory plan for this run ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return None
-
-
 def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any, Any]:
     """Data first (a wrong dataset fails in seconds), then the memory plan (it checks the recipe's module names
     on the model's skeleton before any weight loads), the tokenizer, the distillation teacher (its tokenizer
     checked first) and the model (unless given). Returns (data, tokenizer, model, teacher, estimate)."""
     from peftrun.data import load_training_data
     from peftrun.data.templates import fit_embeddings, require_template
+    from peftrun.plan.estimate import estimate_or_warn
     from peftrun.train.modeling import load_model, load_tokenizer
     from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
-    estimate = _estimate(plan) if model is None else None
+    estimate = estimate_or_warn(plan) if model is None else None
     tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
     teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
@@ -350,10 +337,11 @@ def print_dry_run(plan: Plan) -> None:
     """Print the plan and the exact library objects a run would build."""
     from peftrun.builders import build_peft_config, build_quantization_config, build_training_args
     from peftrun.plan import report
+    from peftrun.plan.estimate import estimate_or_warn
     from peftrun.recipe import explain
 
     print(explain.as_table(plan))
-    estimate = _estimate(plan)  # a wrong module name fails the dry run; a model it cannot read leaves a warning
+    estimate = estimate_or_warn(plan)  # a wrong module name fails the dry run; a model it cannot read leaves a warning
     print("\nplan for this machine:")
     print(report.as_text(estimate) if estimate is not None else "  not available (see the warning)")
     print("\nobjects:")
@@ -386,22 +374,10 @@ class _LaunchRunDir:
             return done
         rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
                      overwrite=self.overwrite, resume=self.resume)
-        _check_targets(plan)
+        from peftrun.plan.estimate import check_targets
+
+        check_targets(plan)
         return None
-
-
-def _check_targets(plan: Plan) -> None:
-    """The recipe's module names against the model's skeleton, once, before the launcher starts processes
-    that would each fail on them. What else the skeleton cannot show, the launched processes report."""
-    from peftrun.errors import RecipeError
-    from peftrun.plan.estimate import skeleton_for
-
-    try:
-        skeleton_for(plan)
-    except RecipeError:
-        raise
-    except Exception:  # noqa: BLE001, S110 - each launched process builds the plan again and warns
-        pass
 
 
 def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
