@@ -7,7 +7,7 @@ MODEL := models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test quickstart bench clean
+.PHONY: setup test test-fast test-min wheel-check quickstart bench clean
 
 # torch first, from the pin in constraints.txt (a CPU build on this machine; any other spec pulls CUDA).
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +24,18 @@ $(MODEL): | $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The tests that build or load no model (the recipe layer, the CLI's light commands): well under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+# The lowest dependency versions pyproject.toml allows, in .venv-min (docs in README: Install).
+test-min:
+	PYTHON=$(PYTHON) bash scripts/test_min.sh
+
+# The wheel as a user installs it: a fresh virtualenv, no extras, init / validate / explain / a tiny run.
+wheel-check: $(STAMP)
+	$(PY) scripts/wheel_check.py
+
 # Train the quickstart recipe on SmolLM2-135M-Instruct (replacing the last demo run), then compare
 # the base model and the tuned one on the held-out split.
 quickstart: $(STAMP) $(MODEL)
@@ -35,4 +47,4 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) .venv-min runs

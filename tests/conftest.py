@@ -50,3 +50,10 @@ def write_recipe(tmp_path: Path):  # noqa: ANN201
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that builds or loads a model is `slow` (`make test-fast` runs the others: `-m "not slow"`)."""
+    for item in items:
+        if "tiny_model_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

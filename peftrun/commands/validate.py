@@ -1,4 +1,5 @@
-"""`peftrun validate PATH...`: check recipes (files or directories), every problem at once."""
+"""`peftrun validate PATH... [key=value ...]`: check recipes (files or directories), every problem at once;
+overrides apply to every recipe named, as they would on `peftrun RECIPE key=value`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ HELP = "check recipes (files or directories) without loading a model; exit 0 or 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, help="recipe files or directories of recipes")
+    parser.add_argument("paths", nargs="+", metavar="PATH_OR_OVERRIDE",
+                        help="recipe files or directories of recipes, then key.path=value overrides (win over the files)")
     add_hardware_arguments(parser)
 
 
@@ -35,20 +37,29 @@ def recipe_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def check(path: Path, hardware: Hardware) -> tuple[RecipeError | None, tuple[str, ...]]:
+def split_arguments(arguments: list[str]) -> tuple[list[Path], list[str]]:
+    """Paths, then overrides: an argument with `=` that names no existing file is an override."""
+    overrides = [a for a in arguments if "=" in a and not Path(a).exists()]
+    return [Path(a) for a in arguments if a not in overrides], overrides
+
+
+def check(path: Path, hardware: Hardware, overrides: list[str] = ()) -> tuple[RecipeError | None, tuple[str, ...]]:
     """The problems of one recipe (None when it validates and resolves) and its warnings."""
     try:
-        return None, checked_plan(load_recipe(path), hardware).warnings
+        return None, checked_plan(load_recipe(path, overrides), hardware).warnings
     except RecipeError as exc:
         return exc, ()
 
 
 def main(args: argparse.Namespace) -> int:
-    files = recipe_files(args.paths)
+    paths, overrides = split_arguments(args.paths)
+    if not paths:
+        raise RecipeError(Problem("", "", "name at least one recipe file or directory before the key=value overrides"))
+    files = recipe_files(paths)
     hardware = target_hardware(args.gpu, args.gpus)
     failed = 0
     for path in files:
-        error, warnings = check(path, hardware)
+        error, warnings = check(path, hardware, overrides)
         if error is None:
             print(f"ok    {path}")
             for warning in warnings:

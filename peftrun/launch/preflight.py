@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.recipe.extras import missing_extras
 from peftrun.recipe.launch_command import given
 from peftrun.recipe.launch_rules import strategy_name
 from peftrun.recipe.hardware import CPU, Hardware
@@ -115,7 +116,7 @@ def peft_problems(plan: Plan) -> list[tuple[str, str]]:
 
 def preflight(plan: Plan) -> None:
     """Refuse what this machine cannot run (RecipeError, exit status 2), every problem at once."""
-    problems = precision_problems(plan) + peft_problems(plan) + machine_problems(plan)
+    problems = missing_extras(plan.recipe) + precision_problems(plan) + peft_problems(plan) + machine_problems(plan)
     if problems:
         raise RecipeError([Problem(plan.recipe.where(path), path, msg) for path, msg in problems],
                           source=str(plan.recipe.path or ""))

@@ -7,8 +7,9 @@ Every entry says why; `docs/methods.md` shows the same table. Pure data: no libr
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Final
+
+from peftrun.recipe.extras import EXTRAS
 
 # Methods that cannot wrap a causal LM from a config alone, with the reason (peft 0.21.2, transformers 5).
 REFUSED: Final[dict[str, str]] = {
@@ -21,11 +22,8 @@ REFUSED: Final[dict[str, str]] = {
     "adaption_prompt": "under TRL 1.16's SFT trainer an adaption-prompt model does not return the log-probabilities "
                        "of TRL's fused LM head ('CausalLMOutputWithPast' object has no attribute 'log_probs')",
 }
-# Refused only while an optional dependency is missing: method -> (module, reason).
-NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
-    "adamss": ("sklearn", "AdaMSS clusters weight subspaces with scikit-learn, which is not installed "
-                          "(pip install scikit-learn)"),
-}
+# Refused only while the optional extra that installs their dependency is missing: method -> extra.
+NEEDS_EXTRA: Final[dict[str, str]] = {"adamss": "adamss"}
 # Methods whose adapter cannot be merged into the base weights, with the reason.
 PROMPT_LEARNING_NO_MERGE: Final = "its virtual tokens are inputs, not weights"
 NOT_MERGEABLE: Final[dict[str, str]] = {
@@ -53,29 +51,25 @@ INIT_NEEDS_FULL_PRECISION: Final[dict[str, str]] = {
              "precision, holding the quantized values): remove the `quantization` section",
     "corda": "CorDA decomposes the full-precision weights with the data's covariance: remove the `quantization` section",
 }
-# LoRA initializations refused while an optional dependency is missing: init -> (module, reason).
-INIT_NEEDS_MODULE: Final[dict[str, tuple[str, str]]] = {
-    "loftq": ("scipy", "LoftQ's quantizer needs scipy, which is not installed (pip install scipy)"),
-}
+# LoRA initializations refused while the optional extra that installs their dependency is missing.
+INIT_NEEDS_EXTRA: Final[dict[str, str]] = {"loftq": "loftq"}
 # LoRA initializations that run a data pass over the recipe's data before training (train/init_data_pass.py).
 DATA_PASS_INITS: Final = ("eva", "corda")
 
 
-def _missing(needs: dict[str, tuple[str, str]], name: str) -> str | None:
-    if name not in needs:
-        return None
-    module, reason = needs[name]
-    return reason if importlib.util.find_spec(module) is None else None
+def _missing(needs: dict[str, str], name: str) -> str | None:
+    extra = EXTRAS.get(needs.get(name, ""))
+    return extra.reason() if extra is not None and extra.missing() else None
 
 
 def refusal(method: str) -> str | None:
     """Why `method` cannot run here, or None."""
-    return REFUSED.get(method) or _missing(NEEDS_MODULE, method)
+    return REFUSED.get(method) or _missing(NEEDS_EXTRA, method)
 
 
 def init_refusal(init: str) -> str | None:
     """Why the LoRA initialization `init` cannot run here (a missing optional dependency), or None."""
-    return _missing(INIT_NEEDS_MODULE, init)
+    return _missing(INIT_NEEDS_EXTRA, init)
 
 
 def merge_refusal(method: str, prompt_learning: bool) -> str | None:

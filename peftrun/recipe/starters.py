@@ -1,4 +1,4 @@
-"""Starting points for `peftrun init`: the shipped recipes (recipes/ of the source tree) and the bases
+"""Starting points for `peftrun init`: the shipped recipes (`shipped_dir("recipes")`) and the bases
 shipped in the package (`peftrun:NAME`), each with its one-line description."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from peftrun.errors import PeftrunError
 from peftrun.recipe.bases import PACKAGE_DIR, PACKAGE_PREFIX
 from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION
 from peftrun.recipe.schema.jsonschema import default_schema_path
+from peftrun.recipe.shipped import shipped_dir
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = shipped_dir("recipes")
 MODELINE = "# yaml-language-server: $schema="
 
 

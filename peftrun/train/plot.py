@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from peftrun.recipe.extras import EXTRAS
+
 
 def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]]:
     steps, values = [], []
@@ -14,14 +16,16 @@ def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]
     return steps, values
 
 
-def plot_losses(log_history: list[dict], path: Path) -> Path:
+def plot_losses(log_history: list[dict], path: Path) -> Path | None:
     """Write a PNG of the training loss per logged step, with the eval loss when present.
 
     ``log_history`` is ``trainer.state.log_history`` (a list of dicts with ``step``
     and ``loss`` / ``eval_loss``; the final summary entry has ``train_loss`` and is
     left out). ``path`` is the file to write, or a directory to write ``loss.png``
-    into. Returns the file written.
+    into. Returns the file written, or None when the `plot` extra (matplotlib) is not installed.
     """
+    if EXTRAS["plot"].missing():
+        return None
     import matplotlib
 
     matplotlib.use("Agg")

@@ -19,6 +19,7 @@ from typing import Any
 from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
+from peftrun.recipe.extras import EXTRAS
 from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
@@ -303,7 +304,7 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     }
 
 
-def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path, merged: Path | None) -> None:
+def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path | None, merged: Path | None) -> None:
     share = summary["trainable_parameters"] / max(summary["total_parameters"], 1)
     loss = summary["final_train_loss"]
     lines = [
@@ -315,7 +316,7 @@ def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path, merged: Path
     ]
     if summary["final_eval_loss"] is not None:
         lines[-1] += f", eval {summary['final_eval_loss']:.4f}"
-    lines.append(f"  loss plot      {plot}")
+    lines.append(f"  loss plot      {plot or 'not drawn: ' + EXTRAS['plot'].install}")
     if merged:
         lines.append(f"  merged model   {merged}")
     print("\n".join(lines))

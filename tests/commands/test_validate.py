@@ -101,3 +101,19 @@ def test_warnings_of_valid_recipes_are_shown(write, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "ok    r.yaml\n      warning: r.yaml:2:" in out
     assert "trainer.learning_rate 1e-05 is at or below the full fine-tuning rate for sft (2e-05)" in out
+
+
+def test_overrides_apply_to_every_recipe_named(write, capsys: pytest.CaptureFixture[str]) -> None:
+    write("recipes/a.yaml", MINIMAL)
+    write("recipes/b.yaml", MINIMAL)
+    assert main(["validate", "recipes", "trainer.per_device_train_batch_size=0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "0 of 2 recipes valid\n"
+    assert err.count("  command line: trainer.per_device_train_batch_size=0: trainer.per_device_train_batch_size: "
+                     "must be a whole number >= 1; got 0\n") == 2
+    assert main(["validate", "recipes/a.yaml", "trainer.num_train_epochs=2"]) == 0
+
+
+def test_overrides_alone_name_no_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "peft.r=64"]) == 2
+    assert "name at least one recipe file or directory" in capsys.readouterr().err

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
@@ -28,6 +30,7 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}))
 """
 
 
+@pytest.mark.ci_env
 def test_the_recipe_commands_stay_light() -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=60,

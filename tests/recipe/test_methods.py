@@ -98,14 +98,19 @@ def test_methods_that_cannot_wrap_a_causal_lm_are_refused_with_the_reason(refusa
     assert refusals(peft=f"{{method: {method}}}") == [f"r.yaml:4:8: peft.method: {method} cannot be used: {REFUSED[method]}"]
 
 
-def test_adamss_needs_scikit_learn(plan_of, refusals) -> None:
-    if importlib.util.find_spec("sklearn") is None:
-        assert refusals(peft="{method: adamss}") == [
-            "r.yaml:4:8: peft.method: adamss cannot be used: AdaMSS clusters weight subspaces with scikit-learn, "
-            "which is not installed (pip install scikit-learn)"
-        ]
-    else:
-        assert plan_of(peft="{method: adamss}").peft_method == "adamss"
+@pytest.mark.ci_env
+def test_adamss_plans_where_its_extra_is_installed(plan_of) -> None:
+    assert importlib.util.find_spec("sklearn") is not None, "the test extra installs peftrun[adamss]"
+    assert plan_of(peft="{method: adamss}").peft_method == "adamss"
+
+
+def test_adamss_without_its_extra_names_the_extra(refusals, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    assert refusals(peft="{method: adamss}") == [
+        "r.yaml:4:8: peft.method: adamss cannot be used: AdaMSS (`method: adamss`, which clusters weight "
+        "subspaces) needs sklearn, which is not installed: pip install 'peftrun[adamss]'"
+    ]
 
 
 def test_prefix_tuning_turns_gradient_checkpointing_off(plan_of, refusals) -> None:

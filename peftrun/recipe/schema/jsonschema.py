@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.recipe.schema.recipe import Recipe
+from peftrun.recipe.shipped import shipped_dir
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation: ${oc.env:VAR,default}, ${name}."}
@@ -121,4 +122,4 @@ def recipe_json_schema_text() -> str:
 
 
 def default_schema_path() -> Path:
-    return Path(__file__).resolve().parents[3] / "schemas" / "recipe.schema.json"
+    return shipped_dir("schemas") / "recipe.schema.json"

@@ -26,6 +26,8 @@ def _script(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.ci_env
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TABLES)
 def test_field_table_is_up_to_date(name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "argv", [name, "--check"])
