@@ -58,11 +58,42 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
+REPORTED_VERSIONS = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "pydantic")
+
+
+def _versions() -> str:
+    """peftrun's and the libraries' versions, read from their metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def one(name: str) -> str:
+        try:
+            return f"{name} {version(name)}"
+        except PackageNotFoundError:
+            return f"{name} not installed"
+
+    return ", ".join([f"peftrun {__version__}", f"python {sys.version.split()[0]}", *map(one, REPORTED_VERSIONS)])
+
+
+def _bug_report(argv: Sequence[str]) -> Path | None:
+    """Write the traceback, the command and the versions to a log a user can attach; None if it cannot be written."""
+    from datetime import datetime, timezone
+
+    folder = Path(os.environ.get("PEFTRUN_CACHE", Path.home() / ".cache" / "peftrun")) / "bug-reports"
+    path = folder / f"internal-error-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"command: peftrun {' '.join(argv)}\nversions: {_versions()}\n\n{traceback.format_exc()}")
+    except OSError:
+        return None
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _quiet_library_warnings()
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
+        args = parser.parse_args(_with_default_command(argv))
     except PeftrunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception:  # noqa: BLE001 - the one place that turns a bug into a report
         traceback.print_exc()
-        print(f"internal error in peftrun {__version__} (a bug, not your recipe): please report it with the traceback above", file=sys.stderr)
+        log = _bug_report(argv)
+        attach = f"the log {log}" if log else "the traceback above"
+        print(f"internal error in peftrun {__version__} (a bug, not your recipe): please report it with {attach}\n"
+              f"versions: {_versions()}", file=sys.stderr)
         return INTERNAL_ERROR_EXIT
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.recipe.extras import EXTRAS
 from peftrun.recipe.objects import peft_kwargs
 from peftrun.recipe.plan import Plan
 
@@ -27,6 +28,16 @@ def build_peft_config(plan: Plan, token_ids: dict[str, list[int]] | None = None)
         if getattr(plan.recipe.peft, "trainable_tokens", None):  # the new-tokens rule: ids from the tokenizer
             kwargs["trainable_token_indices"] = token_ids
         return config_class(**kwargs)
-    except (ValueError, TypeError, ImportError) as exc:  # PEFT's own checks, run at construction
+    except ImportError as exc:  # the setting is fine; this environment lacks a module PEFT needs for it
+        raise RecipeError(Problem(plan.recipe.where("peft"), "peft", missing_module(config_class.__name__, exc))) from None
+    except (ValueError, TypeError) as exc:  # PEFT's own checks, run at construction
         message = f"PEFT's {config_class.__name__} refuses these settings: {exc}"
         raise RecipeError(Problem(plan.recipe.where("peft"), "peft", message)) from None
+
+
+def missing_module(what: str, exc: ImportError) -> str:
+    """What is missing and how to install it: the peftrun extra that brings the module, else pip by its name."""
+    module = (exc.name or "").split(".")[0]
+    extra = next((e for e in EXTRAS.values() if e.module == module), None)
+    fix = extra.install if extra else f"pip install {module}" if module else "install the module it names"
+    return f"PEFT's {what} needs {module or 'a module'} for these settings, which is not installed ({exc}): {fix}"

@@ -95,14 +95,25 @@ def _load(paths: str | list[str], name: str | None, split: str, key: str, data_f
     except ValueError as exc:  # e.g. unknown split
         raise DataError(f"{key}: cannot load split {split!r} of {first!r}: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for unreadable files
+        cause = exc.__cause__  # datasets wraps what our JSON reader raised in DatasetGenerationError
+        if isinstance(cause, DataError):
+            raise DataError(f"{key}: {cause}") from None
         raise DataError(f"{key}: cannot read {first!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def _parsed(text: str, path: str, line_offset: int = 0) -> Any:
+    """JSON from `text`; a syntax error names the file, line and column (never the content)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno + line_offset}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
 
 def _records(path: str) -> list[dict[str, Any]]:
     text = Path(path).read_text(encoding="utf-8")
     if path.endswith(".jsonl"):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    data = json.loads(text)
+        return [_parsed(line, path, number - 1) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    data = _parsed(text, path)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if isinstance(data, dict):  # column-oriented: {"column": [values, ...], ...}

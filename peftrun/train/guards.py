@@ -165,10 +165,20 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+WRITE_FAILURE_TEXT = ("file write failed", "unexpected pos", "failed writing")  # torch.save: a refused write
+
+
+def _looks_like_a_write(exc: BaseException) -> bool:
+    """An OS error, or a library's wrapper of one whose text says a write failed."""
+    return any(isinstance(error, OSError) or any(text in str(error).lower() for text in WRITE_FAILURE_TEXT)
+               for error in _chain(exc))
+
+
 def disk_failure(exc: BaseException, run_dir: Path) -> str | None:
     """What the disk did, when `exc` comes from a write the file system refused (None otherwise).
     Libraries wrap the OS error in their own (safetensors names it; torch.save says "unexpected pos 576
-    vs 534" or "file write failed"): then the file system itself is asked whether it is full or read-only."""
+    vs 534" or "file write failed"): for such a write failure the file system itself is asked whether it is
+    full or read-only. Any other exception is not the disk's, however full the disk is."""
     for error in _chain(exc):
         if isinstance(error, OSError) and error.errno in DISK_ERRORS:
             return DISK_ERRORS[error.errno] + (f" (writing {error.filename})" if error.filename else "")
@@ -176,6 +186,8 @@ def disk_failure(exc: BaseException, run_dir: Path) -> str | None:
         for code, why in DISK_ERRORS.items():
             if os.strerror(code) in text or f"os error {code})" in text:
                 return why
+    if not _looks_like_a_write(exc):
+        return None
     existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
     stats = os.statvfs(existing)
     if stats.f_flag & os.ST_RDONLY:
@@ -198,8 +210,9 @@ def write_failures(plan: Plan) -> Iterator[None]:
         if why is None:
             raise
         label = str(plan.recipe.path or "RECIPE")
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         raise RunDirError(
-            f"the run could not write to {run_dir}: {why}. The run is unfinished (no manifest.json; an incomplete "
+            f"the run could not write to {run_dir}: {why} ({error}). The run is unfinished (no manifest.json; an incomplete "
             f"checkpoint does not count): make room (or make it writable) and resume it with `peftrun {label} "
             "--resume`, or start over with --overwrite"
         ) from None

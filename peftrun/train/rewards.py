@@ -7,14 +7,17 @@ directory peftrun runs from. TRL calls each as f(prompts, completions, **columns
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import Problem, RecipeError
+from peftrun.errors import Problem, RecipeError, TrainingError
 from peftrun.recipe.defaults import SHIPPED_REWARDS
 from peftrun.recipe.schema import Recipe
 
@@ -57,6 +60,44 @@ SHIPPED: dict[str, RewardFunc] = {
 assert tuple(SHIPPED) == SHIPPED_REWARDS, "peftrun.recipe.defaults.SHIPPED_REWARDS lists the shipped rewards"
 
 
+@contextmanager
+def _importable_from_cwd() -> Iterator[None]:
+    """The working directory on sys.path while a reward module imports, and not after."""
+    cwd = str(Path.cwd())
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def _import_module(module_name: str) -> Any:
+    try:
+        with _importable_from_cwd():
+            return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while importing: its error, located
+        where = "".join(traceback.format_exception_only(exc)).strip()
+        raise ValueError(f"importing module {module_name!r} raised {where}") from None
+
+
+def _attributed(reference: str, func: RewardFunc) -> RewardFunc:
+    """`func`, whose exceptions are reported as the reward's (with its own traceback), not as peftrun's."""
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> list[float]:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the user's code raised: say so, with its traceback
+            trace = "".join(traceback.format_tb(exc.__traceback__.tb_next)).rstrip()  # from the user's frame on
+            raise TrainingError(f"reward function {reference} raised {type(exc).__name__}: {exc}\n"
+                                f"{trace}\nfix the function (trainer.reward_funcs names it)") from None
+    return call
+
+
 def resolve_reward(reference: str) -> RewardFunc:
     """The callable for one `reward_funcs` entry; ValueError says what is wrong."""
     if ":" not in reference:
@@ -64,17 +105,10 @@ def resolve_reward(reference: str) -> RewardFunc:
             return SHIPPED[reference]
         raise ValueError(f"no shipped reward named {reference!r} (shipped: {', '.join(SHIPPED)})")
     module_name, func_name = reference.split(":", 1)
-    cwd = str(Path.cwd())
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
-    func = getattr(module, func_name, None)
+    func = getattr(_import_module(module_name), func_name, None)
     if not callable(func):
         raise ValueError(f"module {module_name!r} has no function {func_name!r}")
-    return func
+    return _attributed(reference, func)
 
 
 def resolve_rewards(recipe: Recipe) -> list[RewardFunc]:

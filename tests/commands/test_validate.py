@@ -75,9 +75,14 @@ def test_internal_error_is_reported_as_a_bug(write, monkeypatch: pytest.MonkeyPa
         raise RuntimeError("boom")
 
     monkeypatch.setattr("peftrun.commands.validate.recipe_files", broken)
+    monkeypatch.setenv("PEFTRUN_CACHE", str(Path.cwd() / "cache"))
     assert main(["validate", "."]) == 70
     err = capsys.readouterr().err
     assert "RuntimeError: boom" in err and "internal error in peftrun" in err
+    [log] = (Path.cwd() / "cache" / "bug-reports").glob("internal-error-*.log")
+    assert f"please report it with the log {log}\nversions: peftrun " in err and ", trl 1." in err
+    text = log.read_text()
+    assert text.startswith("command: peftrun validate .\nversions: peftrun ") and "RuntimeError: boom" in text
 
 
 def test_validate_in_a_fresh_process() -> None:

@@ -89,6 +89,19 @@ def test_unknown_split_is_a_data_error(tmp_path: Path) -> None:
         load_training_data(plan_for(data))
 
 
+@pytest.mark.parametrize("name,text,where", [
+    ("bad.jsonl", '{"prompt": "a", "completion": "b"}\n\n{"prompt": "c", "completion": }\n', "bad.jsonl:3:31"),
+    ("bad.json", '[\n {"prompt": "a",\n  "completion" "b"}\n]\n', "bad.json:3:16"),
+])
+def test_a_json_syntax_error_names_file_line_and_column(tmp_path: Path, name: str, text: str, where: str) -> None:
+    (tmp_path / name).write_text(text)
+    data = recipe(Path("m/m"), tmp_path / name, {"type": "sft"}, LORA)
+    with pytest.raises(DataError) as caught:
+        load_training_data(plan_for(data))
+    assert str(caught.value).startswith(f"dataset.path: {tmp_path / where}: not valid JSON: ")
+    assert '"c"' not in str(caught.value), "the file's content is not printed"
+
+
 def test_tokenized_data_is_cached_between_runs(in_tmp: Path, tiny_model_dir: Path,
                                                capfd: pytest.CaptureFixture[str]) -> None:
     path = tiny.write_jsonl(in_tmp / "fresh.jsonl", [{"text": f"cache test {i}"} for i in range(8)])

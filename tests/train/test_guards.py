@@ -157,3 +157,6 @@ def test_a_full_disk_is_recognised_behind_the_errors_libraries_wrap_it_in(small_
         why = disk_failure(raised.value, disk / "t")
         assert why is not None and why.startswith("no space left on the device"), raised.value
     assert disk_failure(RuntimeError("a bug"), Path(__file__)) is None  # a disk with room: not the disk's doing
+    # a full disk does not make every error the disk's: a bug raised while it is full keeps its own report
+    assert disk_failure(KeyError("lm_head.bias"), disk / "t") is None
+    assert disk_failure(RuntimeError("file write failed"), disk / "t") == "no space left on the device"
