@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL := models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+YLS_VERSION := 2.0.0  # the YAML language server editors run; tests/recipe/schema drive it over LSP
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -14,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	npm install --prefix .tools/yls --no-audit --no-fund --silent yaml-language-server@$(YLS_VERSION)
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -47,4 +49,4 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .venv-min runs
+	rm -rf $(VENV) .venv-min .tools runs

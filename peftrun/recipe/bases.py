@@ -25,10 +25,9 @@ from peftrun.errors import Problem, RecipeError
 from peftrun.recipe.defaults import SHIPPED_REWARDS
 from peftrun.recipe.gitcache import MOVING_KEY, checkout
 from peftrun.recipe.schema import Recipe
+from peftrun.recipe.shipped import PACKAGE_DIR, PACKAGE_PREFIX
 
-PACKAGE_PREFIX = "peftrun:"
 GIT_PREFIX = "git+"
-PACKAGE_DIR = Path(__file__).resolve().with_name("bases")
 
 
 @dataclass(frozen=True)

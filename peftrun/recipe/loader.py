@@ -37,6 +37,9 @@ _SafeLoader.add_implicit_resolver(
 
 
 _PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+# One rule for recipes and editors: YAML 1.1 reads yes/no/on/off as booleans, YAML 1.2 (editors) as strings.
+_YAML11_BOOLEAN = ("`{}` is a boolean in YAML 1.1 and a string in YAML 1.2 (what editors read): write true or false; "
+                   "quote it for the text")
 
 
 def _where(file: str, node: yaml.Node) -> str:
@@ -60,6 +63,9 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self._item(child, (*path, str(i))) for i, child in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:bool" and node.value.lower() not in ("true", "false"):
+            self.problems.append(Problem(_where(self.file, node), ".".join(path), _YAML11_BOOLEAN.format(node.value)))
+            return None
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:

@@ -327,3 +327,17 @@ def test_mapping_input_is_validated_like_a_file() -> None:
     with pytest.raises(RecipeError) as exc:
         load_recipe({"model": {"name_or_path": "m", "dtpye": "auto"}, "trainer": {"type": "dpo"}, "dataset": {"path": "d"}})
     assert problems(exc) == ["python mapping: model.dtpye: unknown key `dtpye`; did you mean `dtype`?"]
+
+
+@pytest.mark.parametrize("word", ["yes", "No", "on", "OFF"])
+def test_yaml11_booleans_are_refused_as_editors_read_them_as_strings(write, word: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        read_yaml(write("recipe.yaml", f"model:\n  trust_remote_code: {word}\n"))
+    assert [str(p) for p in caught.value.problems] == [
+        f"recipe.yaml:2:22: model.trust_remote_code: `{word}` is a boolean in YAML 1.1 and a string in YAML 1.2 "
+        "(what editors read): write true or false; quote it for the text"]
+
+
+def test_true_false_and_quoted_words_stay_as_written(write) -> None:
+    data, _ = read_yaml(write("recipe.yaml", "a: true\nb: False\nc: 'yes'\n"))
+    assert data == {"a": True, "b": False, "c": "yes"}

@@ -18,6 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 class Bound:
     expected: str  # the range, as the error shows it: "must be <expected>"
     accepts: Callable[[float], bool]
+    json: dict[str, Any]  # the same range in JSON Schema keywords, for editors (recipe/schema/jsonschema.py)
     unless: str | None = None  # a field whose positive value makes this one unused (max_steps over epochs)
 
 
@@ -25,17 +26,20 @@ def _whole(value: float) -> bool:
     return float(value).is_integer()
 
 
-COUNT = Bound("a whole number >= 1", lambda v: v >= 1 and _whole(v))
-NON_NEGATIVE = Bound(">= 0", lambda v: v >= 0)
-POSITIVE = Bound("> 0", lambda v: v > 0)
-RATIO = Bound("in [0, 1]", lambda v: 0 <= v <= 1)
+COUNT = Bound("a whole number >= 1", lambda v: v >= 1 and _whole(v), {"minimum": 1, "multipleOf": 1})
+NON_NEGATIVE = Bound(">= 0", lambda v: v >= 0, {"minimum": 0})
+POSITIVE = Bound("> 0", lambda v: v > 0, {"exclusiveMinimum": 0})
+RATIO = Bound("in [0, 1]", lambda v: 0 <= v <= 1, {"minimum": 0, "maximum": 1})
 STEPS = Bound("a whole number of steps >= 1, or a float in (0, 1): that share of the training steps",
-              lambda v: 0 < v < 1 or (v >= 1 and _whole(v)))
+              lambda v: 0 < v < 1 or (v >= 1 and _whole(v)),
+              {"exclusiveMinimum": 0, "anyOf": [{"exclusiveMaximum": 1}, {"multipleOf": 1}]})
 
 BOUNDS: dict[str, Bound] = {
     # how long and how much per step
-    "num_train_epochs": Bound("> 0, unless max_steps (which overrides it) is set", lambda v: v > 0, unless="max_steps"),
-    "max_steps": Bound("-1 (train for num_train_epochs) or a number of steps >= 1", lambda v: v == -1 or v >= 1),
+    "num_train_epochs": Bound("> 0, unless max_steps (which overrides it) is set", lambda v: v > 0,
+                              {"exclusiveMinimum": 0}, unless="max_steps"),
+    "max_steps": Bound("-1 (train for num_train_epochs) or a number of steps >= 1", lambda v: v == -1 or v >= 1,
+                       {"anyOf": [{"const": -1}, {"minimum": 1}]}),
     "per_device_train_batch_size": COUNT,
     "per_device_eval_batch_size": COUNT,
     "gradient_accumulation_steps": COUNT,
@@ -43,12 +47,13 @@ BOUNDS: dict[str, Bound] = {
     # the optimizer and its schedule
     "learning_rate": NON_NEGATIVE,
     "weight_decay": NON_NEGATIVE,
-    "max_grad_norm": Bound(">= 0 (0 turns clipping off)", lambda v: v >= 0),
-    "adam_beta1": Bound("in [0, 1)", lambda v: 0 <= v < 1),
-    "adam_beta2": Bound("in [0, 1)", lambda v: 0 <= v < 1),
+    "max_grad_norm": Bound(">= 0 (0 turns clipping off)", lambda v: v >= 0, {"minimum": 0}),
+    "adam_beta1": Bound("in [0, 1)", lambda v: 0 <= v < 1, {"minimum": 0, "exclusiveMaximum": 1}),
+    "adam_beta2": Bound("in [0, 1)", lambda v: 0 <= v < 1, {"minimum": 0, "exclusiveMaximum": 1}),
     "adam_epsilon": NON_NEGATIVE,
     "warmup_steps": Bound("a whole number of steps >= 0, or a float in [0, 1): that share of the training steps "
-                          "(the warmup_ratio of transformers 4)", lambda v: 0 <= v < 1 or (v >= 1 and _whole(v))),
+                          "(the warmup_ratio of transformers 4)", lambda v: 0 <= v < 1 or (v >= 1 and _whole(v)),
+                          {"minimum": 0, "anyOf": [{"exclusiveMaximum": 1}, {"multipleOf": 1}]}),
     "label_smoothing_factor": RATIO,
     # logging, saving, evaluating
     "logging_steps": STEPS,
@@ -63,20 +68,21 @@ BOUNDS: dict[str, Bound] = {
     "max_completion_length": COUNT,
     # the methods' own parameters
     "beta": NON_NEGATIVE,
-    "label_smoothing": Bound("in [0, 0.5) (the probability that a preference label is flipped)", lambda v: 0 <= v < 0.5),
+    "label_smoothing": Bound("in [0, 0.5) (the probability that a preference label is flipped)", lambda v: 0 <= v < 0.5,
+                             {"minimum": 0, "exclusiveMaximum": 0.5}),
     "num_generations": Bound("a whole number >= 2 (advantages compare generations within a group)",
-                             lambda v: v >= 2 and _whole(v)),
+                             lambda v: v >= 2 and _whole(v), {"minimum": 2, "multipleOf": 1}),
     "num_iterations": COUNT,
     "generation_batch_size": COUNT,
     "steps_per_generation": COUNT,
     "temperature": POSITIVE,
-    "top_p": Bound("in (0, 1]", lambda v: 0 < v <= 1),
+    "top_p": Bound("in (0, 1]", lambda v: 0 < v <= 1, {"exclusiveMinimum": 0, "maximum": 1}),
     "top_k": NON_NEGATIVE,
     "min_p": RATIO,
     "repetition_penalty": POSITIVE,
     "epsilon": NON_NEGATIVE,
     "top_entropy_quantile": RATIO,
-    "vllm_gpu_memory_utilization": Bound("in (0, 1]", lambda v: 0 < v <= 1),
+    "vllm_gpu_memory_utilization": Bound("in (0, 1]", lambda v: 0 < v <= 1, {"exclusiveMinimum": 0, "maximum": 1}),
 }
 
 

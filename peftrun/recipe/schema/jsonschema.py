@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from peftrun.recipe.schema.bounds import BOUNDS
 from peftrun.recipe.schema.recipe import Recipe
-from peftrun.recipe.shipped import shipped_dir
+from peftrun.recipe.schema.trainer import TrainerSection
+from peftrun.recipe.shipped import SECTION_TAGS, shipped_base_tags, shipped_dir
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
-INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation: ${oc.env:VAR,default}, ${name}."}
+# No description of its own: editors show the first description they meet on hover, and that must be the field's.
+INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$"}
 
 
 class _Shaper:
@@ -31,6 +34,7 @@ class _Shaper:
     def __init__(self, defs: dict[str, Any]) -> None:
         self.defs = defs  # pydantic's definitions, read for the unions' arms
         self.added: dict[str, Any] = {}  # the Any<Section> definitions for sections without their tag
+        self.arms: dict[str, dict[Any, dict[str, Any]]] = {}  # tag -> its value -> the arm ($ref) it selects
 
     def target(self, node: dict[str, Any]) -> dict[str, Any]:
         return self.defs[node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
@@ -59,14 +63,15 @@ class _Shaper:
         arms = node.pop("oneOf")
         node.pop("discriminator", None)
         values = [self.target(arm)["properties"][tag]["const"] for arm in arms]
+        self.arms[tag] = dict(zip(values, arms))
         name = f"Any{str(node.get('title', tag.title())).replace(' ', '')}"
         self.added[name] = self.any_arm(arms)
         node["type"] = "object"
         node["properties"] = {tag: {"enum": values, "description": f"Selects the kind of section: {', '.join(map(str, values))}."}}
         node["allOf"] = [
-            {"if": {"required": [tag], "properties": {tag: {"const": value}}}, "then": arm}
+            {"if": {"type": "object", "required": [tag], "properties": {tag: {"const": value}}}, "then": arm}
             for value, arm in zip(values, arms)
-        ] + [{"if": {"not": {"required": [tag]}}, "then": {"$ref": f"#/$defs/{name}"}}]
+        ] + [{"if": {"type": "object", "not": {"required": [tag]}}, "then": {"$ref": f"#/$defs/{name}"}}]
         return node
 
     def node(self, node: Any) -> Any:
@@ -86,6 +91,8 @@ class _Shaper:
         arms = node.get("anyOf", [])
         if {"type": "null"} in arms and len(arms) == 2:
             return _nullable(node)
+        if arms:  # a named value (`all-linear`) before the general form: editors report the first arm's error
+            node["anyOf"] = sorted(arms, key=lambda arm: not (isinstance(arm, dict) and "enum" in arm))
         if node.get("type") in ("integer", "number", "boolean") and "const" not in node and "enum" not in node:
             return _interpolable(node)
         return node
@@ -106,11 +113,56 @@ def _interpolable(node: dict[str, Any]) -> dict[str, Any]:
     return {**kept, "if": {"$ref": "#/$defs/Interpolation"}, "then": {}, "else": node}
 
 
+def _numeric(node: Any) -> dict[str, Any] | None:
+    """The node that says `type: number|integer` inside a field's schema (interpolable, nullable or not)."""
+    if isinstance(node, dict):
+        if node.get("type") in ("number", "integer"):
+            return node
+        children = [v for k, v in node.items() if k in ("else", "then", "anyOf")]
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    return next((found for child in children if (found := _numeric(child)) is not None), None)
+
+
+def _with_bounds(defs: dict[str, Any]) -> None:
+    """The ranges of recipe/schema/bounds.py on every trainer type's fields, so editors flag them too."""
+    for section in get_args(get_args(TrainerSection)[0]):
+        arm = defs[section.__name__]
+        for name, bound in BOUNDS.items():
+            target = _numeric(arm.get("properties", {}).get(name))
+            if target is None:
+                continue
+            if bound.unless is None:
+                target.update(bound.json)
+                continue
+            lifted = {"anyOf": [{"not": {"required": [bound.unless]}}, {"properties": {bound.unless: {"maximum": 0}}}]}
+            arm.setdefault("allOf", []).append({"if": lifted, "then": {"properties": {name: {**target, **bound.json}}}})
+
+
+def _shipped_base_tags(arms: dict[str, dict[Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A file that extends one shipped base and leaves out a section's tag gets the base's arm for that section
+    (`extends: peftrun:sft-lora` + `peft: {alpha: 32}` is checked as LoRA, where `alpha` is unknown)."""
+    rules = []
+    for name, tags in shipped_base_tags().items():
+        extends = {"anyOf": [{"const": name}, {"type": "array", "maxItems": 1, "contains": {"const": name}}]}
+        then = {section: {"if": {"type": "object", "not": {"required": [SECTION_TAGS[section]]}},
+                          "then": arms[SECTION_TAGS[section]][value]}
+                for section, value in tags.items() if value in arms.get(SECTION_TAGS[section], {})}
+        if then:
+            rules.append({"if": {"type": "object", "required": ["extends"], "properties": {"extends": extends}},
+                          "then": {"properties": then}})
+    return rules
+
+
 def recipe_json_schema() -> dict[str, Any]:
     raw = Recipe.model_json_schema()
     shaper = _Shaper(raw.pop("$defs"))
     defs = {name: shaper.node(node) for name, node in shaper.defs.items()}
+    _with_bounds(defs)
     schema = shaper.node(raw)
+    schema["allOf"] = _shipped_base_tags(shaper.arms)
     schema["$defs"] = dict(sorted({**defs, **shaper.added, "Interpolation": INTERPOLATION}.items()))
     schema["$schema"] = SCHEMA_URL
     schema["title"] = "peftrun recipe"
