@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MODEL := models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
-YLS_VERSION := 2.0.0  # the YAML language server editors run; tests/recipe/schema drive it over LSP
+# The YAML language server editors run; tests/recipe/schema drive it over LSP.
+YLS_VERSION := 2.0.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
