@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from peftrun.recipe import launch_command as launch
 from peftrun.recipe.objects import peft_class, peft_kwargs, quantization_kwargs
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, trl_table
+from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, REWARD_TRAINERS, trl_table
 
 Row = tuple[str, Any, str]  # key path, value, source
 
@@ -33,7 +33,7 @@ def _section_rows(prefix: str, section: BaseModel | None, plan: Plan) -> list[Ro
 
 def _trainer_rows(plan: Plan) -> list[Row]:
     rows: list[Row] = [("trainer.type", plan.trainer_type, plan.source("trainer.type"))]
-    if plan.trainer_type == "grpo":
+    if plan.trainer_type in REWARD_TRAINERS:
         rows.append(("trainer.reward_funcs", plan.recipe.trainer.reward_funcs, plan.source("trainer.reward_funcs")))
     rows += [(f"trainer.{k}", v, plan.source(f"trainer.{k}")) for k, v in sorted(plan.training_args.items())]
     return rows

@@ -96,3 +96,12 @@ def test_explain_of_an_invalid_recipe_exits_2(write, capsys: pytest.CaptureFixtu
         "error: r.yaml: 1 problem\n"
         "  r.yaml:5:10: output.save: a prompt-tuning adapter cannot be merged into the model (its virtual tokens are inputs, not weights): use save: adapter\n"
     )
+
+
+@pytest.mark.parametrize("trainer", ["grpo", "rloo"])
+def test_reward_functions_are_shown_for_every_trainer_that_reads_them(write, trainer: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    write("r.yaml", f"model: {{name_or_path: org/model}}\npeft: {{method: lora}}\n"
+                    f"trainer: {{type: {trainer}, reward_funcs: [answer_match]}}\ndataset: {{path: org/data}}\n")
+    assert main(["explain", "r.yaml"]) == 0
+    assert row(capsys.readouterr().out, "trainer.reward_funcs") == ("['answer_match']", "r.yaml:3:23")
