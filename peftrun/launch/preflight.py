@@ -105,13 +105,24 @@ def precision_problems(plan: Plan) -> list[tuple[str, str]]:
     return []
 
 
+LOFTQ_ON_CPU = ("LoftQ initializes on a CUDA (or XPU) device only: PEFT 0.21's loftq_init moves every weight to "
+                "'cuda' (peft/utils/loftq_utils.py), which this machine has not; run on a GPU, or choose another "
+                "init_lora_weights (pissa, olora, gaussian)")
+
+
 def peft_problems(plan: Plan) -> list[tuple[str, str]]:
-    """DoRA on an 8-bit base needs CUDA (bitsandbytes' CPU 8-bit matmul)."""
+    """DoRA on an 8-bit base and LoftQ initialization need CUDA."""
     peft, quant = plan.recipe.peft, plan.recipe.quantization
-    if plan.hardware.cuda or quant is None or quant.bits != 8 or not getattr(peft, "use_dora", False):
+    if plan.hardware.cuda or peft is None:
         return []
-    return [("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul loses its "
-             "scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA, or run on a CUDA GPU")]
+    problems = []
+    if getattr(peft, "init_lora_weights", None) == "loftq":
+        problems.append(("peft.init_lora_weights", LOFTQ_ON_CPU))
+    if quant is not None and quant.bits == 8 and getattr(peft, "use_dora", False):
+        problems.append(("peft.use_dora", "DoRA on an 8-bit base fails on the CPU (bitsandbytes' CPU 8-bit matmul "
+                         "loses its scales when DoRA dequantizes the weight): use bits: 4 or plain LoRA, or run on a "
+                         "CUDA GPU"))
+    return problems
 
 
 def preflight(plan: Plan) -> None:
