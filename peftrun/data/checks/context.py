@@ -69,6 +69,7 @@ class Context:
     plan: Plan
     sft: Prepared | None = None  # None: not SFT, or TRL's preparation refused the data (empty assistant masks)
     empty_masks: list[int] = field(default_factory=list)
+    unpatched: bool = False  # assistant-only loss on a template without markers that TRL cannot patch
 
     @property
     def rows(self) -> int:
@@ -84,13 +85,13 @@ class Context:
         template-eos) or the tokenizer's."""
         return getattr(self.args, "eos_token", None) or self.tokenizer.eos_token
 
-    def conversation(self) -> list[dict[str, Any]] | None:
-        """The first example as one conversation, when the data is conversational."""
-        row = self.data.train[0]
+    def conversations(self, limit: int) -> list[list[dict[str, Any]]]:
+        """The first `limit` examples as whole conversations, when the data is conversational."""
+        rows = self.data.train.select(range(min(limit, self.rows)))
         for keys in (("messages",), ("prompt", "completion"), ("prompt", "chosen"), ("chosen",)):
-            if all(isinstance(row.get(k), list) for k in keys):
-                return [m for k in keys for m in row[k]]
-        return None
+            if all(isinstance(rows[0].get(k), list) for k in keys):
+                return [[m for k in keys for m in row[k]] for row in rows]
+        return []
 
 
 def _prepare(data: TrainingData, tokenizer: Any, args: Any) -> Prepared:
@@ -100,11 +101,19 @@ def _prepare(data: TrainingData, tokenizer: Any, args: Any) -> Prepared:
     return Prepared(ids, labels, [[t for t, _ in s] for s in seen], [[lab for _, lab in s] for s in seen])
 
 
+def template_or_none(tokenizer: Any, args: Any) -> tuple[str | None, bool]:
+    """(TRL's training template or None, whether TRL refuses to patch a template without generation markers)."""
+    try:
+        return training_template(tokenizer, args), False
+    except ValueError:  # "not training-compatible ... patching is not supported for this template"
+        return None, True
+
+
 def empty_assistant_masks(data: TrainingData, tokenizer: Any, args: Any) -> list[int]:
     """Rows whose assistant mask is empty, computed by TRL's own tokenization call for each example."""
     from trl.data_utils import _tokenize, maybe_convert_to_chatml
 
-    template = training_template(tokenizer, args)
+    template, _ = template_or_none(tokenizer, args)
     empty = []
     for i, row in enumerate(data.train):
         row = maybe_convert_to_chatml(dict(row))
@@ -123,9 +132,10 @@ def context(plan: Plan, data: TrainingData, tokenizer: Any, args: Any) -> Contex
         return ctx
     try:
         ctx.sft = _prepare(data, tokenizer, args)
-    except RuntimeError:  # TRL refuses a conversational example without assistant tokens under assistant-only loss
-        if not (ctx.assistant_only and data.conversational):
+    except (RuntimeError, ValueError):  # under assistant-only loss TRL refuses an example without assistant
+        if not (ctx.assistant_only and data.conversational):  # tokens, and a template it cannot patch
             raise
+        ctx.unpatched = template_or_none(tokenizer, args)[1]
         ctx.empty_masks = empty_assistant_masks(data, tokenizer, args)
         if not ctx.empty_masks:
             raise

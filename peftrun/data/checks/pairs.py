@@ -5,10 +5,10 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from peftrun.data.checks.context import Context, Result, failed, passed, rows_text, skipped
-from peftrun.data.preview import training_template
+from peftrun.data.checks.context import Context, Result, failed, passed, rows_text, skipped, template_or_none
 
 SNIPPET = 60  # characters of each rendering a message shows from where they part
+RENDERED_ROWS = 8  # conversations rendered with both templates
 
 
 def chosen_equals_rejected(ctx: Context) -> Result:
@@ -40,11 +40,10 @@ def _parting(trained: str, served: str) -> str:
 
 
 def saved_template_differs(ctx: Context) -> Result:
-    conversation = ctx.conversation()
-    if conversation is None or not ctx.tokenizer.chat_template:
+    conversations = ctx.conversations(RENDERED_ROWS)
+    if not conversations or not ctx.tokenizer.chat_template:
         return skipped("the data is not conversational")
-    swapped = training_template(ctx.tokenizer, ctx.args) if ctx.trainer_type == "sft" else None
-    trained = ctx.tokenizer.apply_chat_template(conversation, chat_template=swapped, tokenize=False)
+    swapped = template_or_none(ctx.tokenizer, ctx.args)[0] if ctx.trainer_type == "sft" else None
     saved = _saved_tokenizer(ctx.tokenizer, ctx.plan.recipe.model.trust_remote_code)
     fix = ("set model.chat_template to one template with {% generation %} markers (a shipped one) so that "
            "training and serving use the same" if swapped else
@@ -52,16 +51,17 @@ def saved_template_differs(ctx: Context) -> Result:
     if not saved.chat_template:
         return failed(f"the tokenizer the run saves carries no chat template, so a served model renders prompts "
                       f"without it: {fix}")
-    served = saved.apply_chat_template(conversation, tokenize=False)
     where = "TRL's training template (swapped in for assistant-only loss)" if swapped else "the training template"
-    if served != trained:
-        return failed(f"{where} and the template saved with the tokenizer (what a served model uses) render "
-                      f"row 0 differently: {_parting(trained, served)}; {fix}")
-    ids = ctx.tokenizer.apply_chat_template(conversation, chat_template=swapped, tokenize=True, return_dict=True)
-    if list(saved.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]) != list(ids["input_ids"]):
-        return failed("the saved tokenizer renders row 0 as training does but tokenizes it differently (its "
-                      "special tokens changed on save): save and reload the tokenizer to see which")
-    return passed()
+    for row, conversation in enumerate(conversations):
+        trained = ctx.tokenizer.apply_chat_template(conversation, chat_template=swapped, tokenize=False)
+        served = saved.apply_chat_template(conversation, tokenize=False)
+        if served != trained:
+            return failed(f"{where} and the template saved with the tokenizer (what a served model uses) render "
+                          f"row {row} differently: {_parting(trained, served)}; {fix}", [row])
+        if saved(served, add_special_tokens=False)["input_ids"] != ctx.tokenizer(trained, add_special_tokens=False)["input_ids"]:
+            return failed(f"the saved tokenizer renders row {row} as training does but tokenizes it differently "
+                          "(its special tokens changed on save)", [row])
+    return passed(f"the saved tokenizer renders the first {len(conversations)} conversations as training does")
 
 
 def sequences_see_each_other(ctx: Context) -> Result:

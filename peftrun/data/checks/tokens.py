@@ -122,11 +122,13 @@ def assistant_mask_empty(ctx: Context) -> Result:
         return passed()
     template = ctx.plan.recipe.model.chat_template or "the tokenizer's own"
     head = (f"every one of the {ctx.rows} examples has" if len(rows) == ctx.rows else f"{rows_text(rows, ctx.rows)} have")
-    return failed(f"{head} an empty assistant mask under assistant_only_loss: the chat template ({template}) marks "
-                  "no assistant token with {% generation %} (no markers, markers that cover no reply, or a "
-                  "conversation without an assistant turn); TRL 1.16 refuses the whole dataset then. Use a "
-                  "template with generation markers (model.chat_template: one of peftrun's shipped templates) "
-                  "or set trainer.assistant_only_loss: false", rows)
+    cause = ("has no {% generation %} markers and TRL 1.16 has no training version of it" if ctx.unpatched else
+             "marks no assistant token with {% generation %} (markers that cover no reply, or a conversation "
+             "without an assistant turn)")
+    return failed(f"{head} an empty assistant mask under assistant_only_loss: the chat template ({template}) "
+                  f"{cause}, and TRL refuses the whole dataset; use a template with generation markers "
+                  "(model.chat_template: one of peftrun's shipped templates), or set trainer.assistant_only_loss: "
+                  "false", rows)
 
 
 def double_bos(ctx: Context) -> Result:
