@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 HELP = "load a recipe's data and tokenizer (no model) and show what the trainer will see"
@@ -21,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from peftrun.builders import build_training_args
-    from peftrun.data.checks import check_data
     from peftrun.data import load_training_data
+    from peftrun.data.checks import check_data
     from peftrun.data.preview import as_text, report
     from peftrun.data.templates import require_template
     from peftrun.hub import ensure_offline_mode
@@ -47,7 +48,9 @@ def main(args: argparse.Namespace) -> int:
             item.pop("marked", None)
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print("\n".join([as_text(result), *(o.line() for o in checks.failed)]))
+        print(as_text(result))
+    for outcome in checks.failed:
+        print(outcome.line(), file=sys.stderr)
     return 0
 
 

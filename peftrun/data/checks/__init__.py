@@ -7,7 +7,7 @@ the labels TRL's own preparation builds (`preview.sft_prepared`); an "error" tha
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +18,6 @@ from peftrun.data.loading import TrainingData
 from peftrun.errors import DataError
 from peftrun.recipe import defaults
 from peftrun.recipe.plan import Plan
-
-log = logging.getLogger("peftrun")
 
 RULES: dict[str, Callable[[Context], Result]] = {
     "no-trained-tokens": tokens.no_trained_tokens,
@@ -97,11 +95,11 @@ def check_data(plan: Plan, data: TrainingData, tokenizer: Any, args: Any) -> Rep
 
 
 def check_before_training(plan: Plan, data: TrainingData, tokenizer: Any, args: Any) -> Report:
-    """The run's checks: warnings are logged; a failed error check that is not allowed raises DataCheckError."""
+    """The run's checks: warnings go to stderr; a failed error check that is not allowed raises DataCheckError."""
     report = check_data(plan, data, tokenizer, args)
     for outcome in report.failed:
         if not outcome.stops:
-            log.warning(outcome.line().removeprefix("warning: "))
+            print(outcome.line(), file=sys.stderr)
     if report.stops:
         names = ", ".join(o.rule for o in report.stops)
         raise DataCheckError("\n".join([
