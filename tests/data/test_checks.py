@@ -277,3 +277,11 @@ def test_an_allowed_error_warns_instead(checks: Checks) -> None:
     out = checks.capsys.readouterr().out
     assert "  eos-never-trained          fail (allowed)" in out
     assert "warning: data check eos-never-trained (allowed by dataset.checks.allow): the stop token" in out
+
+
+def test_docs_and_readme_list_every_rule() -> None:
+    root = Path(__file__).resolve().parents[2]
+    docs, readme = (root / "docs" / "data.md").read_text(), (root / "README.md").read_text()
+    for name, (severity, _) in defaults.DATA_CHECKS.items():
+        assert f"| `{name}` | {severity} |" in docs, name
+        assert f"`{name}`" in readme, name
