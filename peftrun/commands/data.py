@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     require_template(tokenizer, plan, data.conversational)
     training_args = build_training_args(plan)
     checks = check_data(plan, data, tokenizer, training_args)
-    if args.check:
+    if args.check or checks.fails("assistant-mask-empty"):  # TRL refuses such data: no example to show
         return _print_checks(checks, args.json)
     result = report(data, tokenizer, training_args, plan.trainer_type, args.show)
     result["checks"] = checks.as_dict()

@@ -189,6 +189,9 @@ def test_a_template_without_generation_markers_under_assistant_only_loss(checks:
         "every one of the 6 examples has an empty assistant mask under assistant_only_loss: the chat template "
         "(the tokenizer's own) has no {% generation %} markers and TRL 1.16 has no training version of it")
     assert found["no-trained-tokens"]["status"] == "skip"
+    path = checks.recipe(chat(), {"assistant_only_loss": True})
+    assert main(["data", str(path)]) == 3  # TRL refuses the data: `peftrun data` shows the checks, not a traceback
+    assert "error: data check assistant-mask-empty: every one of the 6 examples" in checks.capsys.readouterr().out
 
 
 def test_a_conversation_without_an_assistant_turn(checks: Checks) -> None:

@@ -72,6 +72,9 @@ class Report:
     def stops(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.stops]
 
+    def fails(self, rule: str) -> bool:
+        return any(o.rule == rule for o in self.failed)
+
     def as_dict(self) -> dict[str, Any]:
         return {"ok": not self.stops, "rules": [o.as_dict() for o in self.outcomes]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from peftrun.data.loading import TrainingData
@@ -43,21 +44,21 @@ def rows_text(rows: list[int] | tuple[int, ...], total: int) -> str:
 
 @dataclass(frozen=True)
 class Prepared:
-    """The SFT examples as the trainer will see them: token ids and labels before and after truncation."""
+    """The SFT examples as the trainer will see them: token ids, and the tokens that carry loss, before and after
+    truncation."""
 
     ids: list[list[int]]
-    labels: list[list[int]]
     seen_ids: list[list[int]]
-    seen_labels: list[list[int]]
+    trained_before: list[list[int]]
+    trained_after: list[list[int]]
 
     def trained(self, row: int, after_truncation: bool = True) -> list[int]:
-        ids, labels = (self.seen_ids, self.seen_labels) if after_truncation else (self.ids, self.labels)
-        return [t for t, lab in zip(ids[row], labels[row], strict=True) if lab != IGNORE]
+        return (self.trained_after if after_truncation else self.trained_before)[row]
 
-    @property
+    @cached_property
     def kept(self) -> list[int]:
         """Rows that keep a trained token after truncation (TRL drops the others)."""
-        return [i for i in range(len(self.ids)) if self.trained(i)]
+        return [i for i, trained in enumerate(self.trained_after) if trained]
 
 
 @dataclass
@@ -88,17 +89,23 @@ class Context:
     def conversations(self, limit: int) -> list[list[dict[str, Any]]]:
         """The first `limit` examples as whole conversations, when the data is conversational."""
         rows = self.data.train.select(range(min(limit, self.rows)))
-        for keys in (("messages",), ("prompt", "completion"), ("prompt", "chosen"), ("chosen",)):
+        for keys in (("messages",), ("prompt", "completion"), ("prompt", "chosen"), ("chosen",), ("prompt",)):
             if all(isinstance(rows[0].get(k), list) for k in keys):
                 return [[m for k in keys for m in row[k]] for row in rows]
         return []
+
+
+def _trained(ids: list[int], labels: list[int]) -> list[int]:
+    return [t for t, lab in zip(ids, labels, strict=True) if lab != IGNORE]
 
 
 def _prepare(data: TrainingData, tokenizer: Any, args: Any) -> Prepared:
     prepared = sft_prepared(data.train, tokenizer, args)
     ids, labels = prepared["input_ids"], prepared["labels"]
     seen = [_truncate(list(zip(i, lab, strict=True)), args) for i, lab in zip(ids, labels, strict=True)]
-    return Prepared(ids, labels, [[t for t, _ in s] for s in seen], [[lab for _, lab in s] for s in seen])
+    seen_ids, seen_labels = [[t for t, _ in s] for s in seen], [[lab for _, lab in s] for s in seen]
+    return Prepared(ids, seen_ids, [_trained(i, lab) for i, lab in zip(ids, labels, strict=True)],
+                    [_trained(i, lab) for i, lab in zip(seen_ids, seen_labels, strict=True)])
 
 
 def template_or_none(tokenizer: Any, args: Any) -> tuple[str | None, bool]:
