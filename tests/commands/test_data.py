@@ -10,7 +10,9 @@ import pytest
 
 from peftrun.cli import main
 from peftrun.recipe.hardware import CPU
+from peftrun.recipe.loader import load_recipe
 from tests import tiny
+from tests.test_recipes import ROOT, SHIPPED
 from tests.train.test_runner import LORA, recipe
 
 
@@ -100,3 +102,24 @@ def test_plain_data_shows_the_failed_checks(alpaca_recipe: Path, capsys: pytest.
     assert main(["data", str(alpaca_recipe), "--show", "0", "--json"]) == 0
     checks = json.loads(capsys.readouterr().out)["checks"]
     assert [r["rule"] for r in checks["rules"] if r["status"] == "fail"] == ["completion-truncated"]
+
+
+def _loads_offline(path: Path) -> bool:
+    """The recipe's model and data are local files that exist (the quickstart once scripts/fetch_model.sh ran)."""
+    recipe = load_recipe(path)
+    local = [recipe.model.name_or_path]
+    for _, source in recipe.dataset.all_sources():
+        local += [source.path] if isinstance(source.path, str) else source.path
+    return all(Path(p).exists() for p in local)
+
+
+def test_shipped_recipes_that_load_offline_pass_the_checks(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(ROOT)
+    offline = [path.relative_to(ROOT) for path in SHIPPED if _loads_offline(path)]
+    if not offline:
+        pytest.skip("no shipped recipe loads offline here: the quickstart needs scripts/fetch_model.sh")
+    for path in offline:
+        assert main(["data", str(path), "--check", "--json"]) == 0, path
+        result = json.loads(capsys.readouterr().out)
+        assert [r["rule"] for r in result["rules"] if r["status"] == "fail"] == [], path
