@@ -67,8 +67,8 @@ def _stop_missing(ctx: Context, sft: Prepared) -> tuple[str, int, list[int], lis
 
 def _why_stop_untrained(ctx: Context, sft: Prepared, stop: str, stop_id: int, rows: list[int]) -> str:
     """The causes, each with its fix: cut by max_length, never written, or written but masked."""
-    cut = [i for i in rows if stop_id in sft.trained(i, after_truncation=False)]
-    absent = [i for i in rows if i not in cut and stop_id not in sft.seen_ids[i]]
+    cut = {i for i in rows if stop_id in sft.trained(i, after_truncation=False)}
+    absent = {i for i in rows if i not in cut and stop_id not in sft.seen_ids[i]}
     masked = [i for i in rows if i not in cut and i not in absent]
     causes = []
     if cut:
@@ -95,7 +95,7 @@ def _stop_rule(ctx: Context, every: bool) -> Result:
     if isinstance(found, Result):
         return found
     stop, stop_id, kept, rows = found
-    if every != (len(rows) == len(kept)) or not rows:
+    if not rows or every != (len(rows) == len(kept)):  # `every`: the rule for "in none", else for "in some"
         return passed(f"{stop!r} carries loss in {len(kept) - len(rows)} of {len(kept)} examples")
     why = _why_stop_untrained(ctx, sft, stop, stop_id, rows)
     head = f"the stop token {stop!r} (id {stop_id})"
