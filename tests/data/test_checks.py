@@ -288,3 +288,18 @@ def test_docs_and_readme_list_every_rule() -> None:
     for name, (severity, _) in defaults.DATA_CHECKS.items():
         assert f"| `{name}` | {severity} |" in docs, name
         assert f"`{name}`" in readme, name
+
+
+def test_explain_names_the_rule_and_an_unknown_check_is_refused() -> None:
+    from peftrun.errors import RecipeError
+    from peftrun.recipe import explain
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.recipe.resolver import resolve
+
+    base = {"model": {"name_or_path": "org/model"}, "trainer": {"type": "sft"}, "dataset": {"path": "org/data"}}
+    sources = {v["key"]: (v["value"], v["source"]) for v in explain.as_data(resolve(load_recipe(base), CPU))["values"]}
+    assert sources["dataset.checks.allow"] == ([], (
+        "rule data-checks: no-trained-tokens, eos-never-trained, assistant-mask-empty stop a run (exit 3) unless "
+        "allowed here; the other checks warn"))
+    with pytest.raises(RecipeError, match="dataset.checks.allow.0: Input should be 'no-trained-tokens'"):
+        load_recipe({**base, "dataset": {"path": "org/data", "checks": {"allow": ["eos-never"]}}})
