@@ -13,22 +13,30 @@ from peftrun.data.loading import TrainingData
 MARK_OPEN, MARK_CLOSE = "[[", "]]"
 
 
-def sft_prepared(dataset: Any, tokenizer: Any, args: Any) -> Any:
-    """`dataset` tokenized with labels by TRL's own SFT preparation (no model needed), without truncation."""
-    from trl import SFTTrainer
+def training_template(tokenizer: Any, args: Any) -> str | None:
+    """The template TRL's SFT trainer swaps in (assistant-only loss on a template without generation markers),
+    or None when it trains with the tokenizer's own."""
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    swap = args.assistant_only_loss and not has_generation_markers(tokenizer.chat_template)
+    return get_training_chat_template(tokenizer) if swap else None
+
+
+def sft_prepared(dataset: Any, tokenizer: Any, args: Any) -> Any:
+    """`dataset` tokenized with labels by TRL's own SFT preparation (no model needed), without truncation,
+    in the dataset's order."""
+    from trl import SFTTrainer
 
     if args.eos_token is not None:  # as SFTTrainer.__init__ does before preparing the data
         tokenizer.eos_token = args.eos_token
-    swap = args.assistant_only_loss and not has_generation_markers(tokenizer.chat_template)
     row = dataset[0]
     completion_only = args.completion_only_loss
     if completion_only is None:
         completion_only = "prompt" in row and "completion" in row
     trainer = SimpleNamespace(_tokenizer=tokenizer, completion_only_loss=completion_only,
-                              chat_template=get_training_chat_template(tokenizer) if swap else None)
+                              chat_template=training_template(tokenizer, args))
     untruncated = copy.copy(args)
-    untruncated.max_length = None
+    untruncated.max_length, untruncated.shuffle_dataset = None, False
     return SFTTrainer._prepare_dataset(trainer, dataset, tokenizer, untruncated, packing=False,
                                        formatting_func=None, dataset_name="preview")
 

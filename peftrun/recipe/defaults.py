@@ -40,6 +40,22 @@ CHAT_TEMPLATES: Final[dict[str, str | None]] = {
     "alpaca": None,
 }
 
+# Checks of the data as the trainer will see it, run before the model loads (peftrun/data/checks.py, docs/data.md):
+# name -> (severity, what fails). An "error" makes the run useless and stops it (exit 3) unless the recipe
+# names it in dataset.checks.allow; a "warning" is printed and recorded in the manifest.
+DATA_CHECKS: Final[dict[str, tuple[str, str]]] = {
+    "no-trained-tokens": ("error", "no example keeps a token that carries loss"),
+    "eos-never-trained": ("error", "the stop token (EOS / end of turn) carries loss in no example"),
+    "assistant-mask-empty": ("error", "assistant-only loss finds no assistant token in an example"),
+    "examples-without-loss": ("warning", "some examples carry no loss"),
+    "eos-not-always-trained": ("warning", "the stop token carries loss in some examples only"),
+    "double-bos": ("warning", "an example starts with the BOS token twice"),
+    "completion-truncated": ("warning", "max_length cuts off trained tokens"),
+    "chosen-equals-rejected": ("warning", "a preference pair whose chosen and rejected are identical"),
+    "saved-template-differs": ("warning", "the saved tokenizer renders a conversation differently from training"),
+    "sequences-see-each-other": ("warning", "packed / padding-free sequences attend to each other"),
+}
+
 # GRPO reward functions shipped in peftrun/train/rewards.py, by the names a recipe uses
 SHIPPED_REWARDS: Final = ("answer_match", "answer_contains", "think_format", "concise")
 
@@ -121,6 +137,8 @@ RULES: Final[dict[str, str]] = {
     "quantization.quant_storage": "rule quant-storage: FSDP / ZeRO-3 shard 4-bit weights stored in the compute dtype",
     "trainer.log_level_replica": "rule launch-logs: ranks other than 0 log errors only",
     "trainer.eos_token": "rule template-eos: the chat template ends each assistant turn with this token",
+    "dataset.checks.allow": "rule data-checks: " + ", ".join(k for k, (sev, _) in DATA_CHECKS.items() if sev == "error")
+                            + " stop a run (exit 3) unless allowed here; the other checks warn",
     "peft.trainable_tokens": "rule new-tokens: added / EOS / BOS tokens train their embedding and output rows "
                              "(PEFT trainable_token_indices) and are saved with the adapter",
 }

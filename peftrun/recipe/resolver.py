@@ -71,6 +71,8 @@ def _static_defaults(recipe: Recipe, notes: Notes) -> None:
     """Name the rule behind each schema default that has one in defaults.RULES (peft: recipe/peft_rules.py)."""
     if not notes.given("seed"):
         notes.fill("seed", defaults.RULES["seed"])
+    if not notes.given("dataset.checks.allow"):
+        notes.fill("dataset.checks.allow", defaults.RULES["dataset.checks.allow"])
 
 
 def _learning_rate(recipe: Recipe, notes: Notes) -> float:

@@ -62,6 +62,7 @@ def model_card(plan: Plan, summary: dict[str, Any]) -> str:
         f"- base model: {base}",
         f"- method: {method}",
         f"- data: {data} (split {recipe.dataset.split})",
+        f"- chat template: {recipe.model.chat_template or 'that of the base tokenizer'} (saved with the tokenizer)",
         *_hyperparameters(plan),
         "",
         "## Results",

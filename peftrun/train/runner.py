@@ -168,7 +168,7 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
     main = ranks.rank() == 0
     resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
-    data, tokenizer, model, teacher, estimate = _load_inputs(plan, model, args.local_process_index)
+    data, tokenizer, model, teacher, estimate, checks = _load_inputs(plan, model, args)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
@@ -176,15 +176,17 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
-        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock, estimate)
+        _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock, estimate, checks)
     return run_dir
 
 
-def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any, Any, Any]:
+def _load_inputs(plan: Plan, model: Any, args: Any) -> tuple[Any, Any, Any, Any, Any, Any]:
     """Data first (a wrong dataset fails in seconds), then the memory plan (it checks the recipe's module names
-    on the model's skeleton before any weight loads), the tokenizer, the distillation teacher (its tokenizer
-    checked first) and the model (unless given). Returns (data, tokenizer, model, teacher, estimate)."""
+    on the model's skeleton before any weight loads), the tokenizer, the data checks (docs/data.md), the
+    distillation teacher (its tokenizer checked first) and the model (unless given).
+    Returns (data, tokenizer, model, teacher, estimate, data check report)."""
     from peftrun.data import load_training_data
+    from peftrun.data.checks import check_before_training
     from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.plan.estimate import estimate_or_warn
     from peftrun.train.modeling import load_model, load_tokenizer
@@ -194,12 +196,13 @@ def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any
     estimate = estimate_or_warn(plan) if model is None else None
     tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
+    checks, local_rank = check_before_training(plan, data, tokenizer, args), args.local_process_index
     teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
     if model is None:
         model = load_model(plan, tokenizer, local_rank)
     else:
         fit_embeddings(model, tokenizer)  # a caller's model meets the recipe's added tokens
-    return data, tokenizer, model, teacher, estimate
+    return data, tokenizer, model, teacher, estimate, checks
 
 
 def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras: Mapping[str, Any],
@@ -242,7 +245,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
 
 
 def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, started: str, wall: float,
-            estimate: Any = None) -> None:
+            estimate: Any = None, checks: Any = None) -> None:
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
     from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
@@ -270,6 +273,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         merged = merge_run(run_dir, run_dir / "merged")
     (run_dir / "README.md").write_text(model_card(plan, summary))
     manifest = _manifest(plan, data, summary, started, merged)
+    manifest["data_checks"] = checks.manifest() if checks is not None else None
     if estimate is not None:
         from peftrun.plan.measured import memory_record
 

@@ -10,7 +10,9 @@ import pytest
 
 from peftrun.cli import main
 from peftrun.recipe.hardware import CPU
+from peftrun.recipe.loader import load_recipe
 from tests import tiny
+from tests.test_recipes import ROOT, SHIPPED
 from tests.train.test_runner import LORA, recipe
 
 
@@ -68,3 +70,56 @@ def test_bad_data_fails_as_a_run_does(tiny_model_dir: Path, tmp_path: Path, writ
     assert main(["data", str(path)]) == 3
     assert capsys.readouterr().err.endswith(f"error: dataset ({data}): format alpaca needs the field(s) output, but "
                                             "the data has ['instruction']\n")
+
+
+def test_check_lists_every_rule_and_exits_0_on_warnings(alpaca_recipe: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", str(alpaca_recipe), "--check"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "data checks:"
+    assert out[1:11] == [f"  {rule:<26} {status}" for rule, status in (
+        ("no-trained-tokens", "pass"), ("eos-never-trained", "pass"), ("assistant-mask-empty", "skip"),
+        ("examples-without-loss", "pass"), ("eos-not-always-trained", "pass"), ("double-bos", "skip"),
+        ("completion-truncated", "fail"), ("chosen-equals-rejected", "skip"), ("saved-template-differs", "pass"),
+        ("sequences-see-each-other", "skip"))]
+    assert out[11].startswith("warning: data check completion-truncated: 1 of 4 examples (25.0%) are longer than "
+                              "max_length 200; in 1 of 4 example(s) (row ")
+    assert "1 of them lose every trained token and the trainer drops them" in out[11]
+
+
+def test_check_exits_3_when_a_run_would_stop(alpaca_recipe: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", str(alpaca_recipe), "trainer.max_length=20", "--check", "--json"]) == 3
+    result = json.loads(capsys.readouterr().out)
+    assert result["ok"] is False
+    stop = next(r for r in result["rules"] if r["rule"] == "no-trained-tokens")
+    assert stop == {"rule": "no-trained-tokens", "severity": "error", "status": "fail", "allowed": False, "rows": [],
+                    "message": stop["message"]}
+    assert stop["message"].startswith("max_length 20 (keep_start) cuts every trained token from all 4 examples")
+
+
+def test_plain_data_shows_the_failed_checks(alpaca_recipe: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", str(alpaca_recipe), "--show", "0"]) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("warning: data check completion-truncated: ")
+    assert main(["data", str(alpaca_recipe), "--show", "0", "--json"]) == 0
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert [r["rule"] for r in checks["rules"] if r["status"] == "fail"] == ["completion-truncated"]
+
+
+def _loads_offline(path: Path) -> bool:
+    """The recipe's model and data are local files that exist (the quickstart once scripts/fetch_model.sh ran)."""
+    recipe = load_recipe(path)
+    local = [recipe.model.name_or_path]
+    for _, source in recipe.dataset.all_sources():
+        local += [source.path] if isinstance(source.path, str) else source.path
+    return all(Path(p).exists() for p in local)
+
+
+def test_shipped_recipes_that_load_offline_pass_the_checks(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(ROOT)
+    offline = [path.relative_to(ROOT) for path in SHIPPED if _loads_offline(path)]
+    if not offline:
+        pytest.skip("no shipped recipe loads offline here: the quickstart needs scripts/fetch_model.sh")
+    for path in offline:
+        assert main(["data", str(path), "--check", "--json"]) == 0, path
+        result = json.loads(capsys.readouterr().out)
+        assert [r["rule"] for r in result["rules"] if r["status"] == "fail"] == [], path

@@ -26,6 +26,7 @@ STANDARD_COLUMNS: dict[str, frozenset[str]] = {
 # Named record formats (peftrun/data/formats.py converts each to TRL's columns).
 FormatName = Literal["alpaca", "sharegpt", "sharegpt-preference", "sharegpt-kto", "conversation-pair", "unpaired"]
 ROLES = ("system", "user", "assistant", "tool")
+DataCheckName = Literal[tuple(defaults.DATA_CHECKS)]  # type: ignore[valid-type]
 TEMPLATE_FIELDS = ("prompt", "completion", "chosen", "rejected", "text")
 
 
@@ -125,6 +126,14 @@ class EvalSection(Section):
         return self
 
 
+class ChecksSection(Section):
+    """The data checks a run makes before the model loads (docs/data.md)."""
+
+    allow: list[DataCheckName] = Field(
+        default_factory=list, description="Checks whose failure is intended: a run that would stop on one warns instead."
+    )
+
+
 class DatasetSection(_SourceFields):
     """One source (`path` and its settings at this level) or a mixture (`sources`)."""
 
@@ -138,6 +147,7 @@ class DatasetSection(_SourceFields):
     eval: EvalSection | None = Field(None, description="Evaluation data: {fraction}, {split}, {path} or {sources}.")
     cache: bool = Field(True, description="Keep converted and tokenized data in the datasets cache.")
     cache_dir: str | None = Field(None, description="Where the datasets cache goes (default: datasets' own).")
+    checks: ChecksSection = Field(default_factory=ChecksSection, description="Data checks: {allow: [rule, ...]}.")
 
     def unshared_dump(self) -> dict[str, object]:
         """The section as plain data for recipe.resolved.yaml: with `sources`, the per-source fields stay on the sources."""
