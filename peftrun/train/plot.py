@@ -14,13 +14,15 @@ def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]
     return steps, values
 
 
-def plot_losses(log_history: list[dict], path: Path) -> Path:
+def plot_losses(log_history: list[dict], path: Path, title: str | None = None) -> Path:
     """Write a PNG of the training loss per logged step, with the eval loss when present.
 
     ``log_history`` is ``trainer.state.log_history`` (a list of dicts with ``step``
     and ``loss`` / ``eval_loss``; the final summary entry has ``train_loss`` and is
     left out). ``path`` is the file to write, or a directory to write ``loss.png``
-    into. Returns the file written.
+    into; ``title`` names the run (the model card's title; default: the directory's name).
+    Returns the file written. Eval points are markers alone: with sparse evaluation, a line
+    joining them would draw a trend nobody measured.
     """
     import matplotlib
 
@@ -40,11 +42,11 @@ def plot_losses(log_history: list[dict], path: Path) -> Path:
     if train_steps:
         ax.plot(train_steps, train_loss, marker="o", markersize=3, label="train loss")
     if eval_steps:
-        ax.plot(eval_steps, eval_loss, marker="s", markersize=4, label="eval loss")
+        ax.plot(eval_steps, eval_loss, linestyle="none", marker="s", markersize=6, label="eval loss")
     if not (train_steps or eval_steps):
         ax.text(0.5, 0.5, "no loss was logged", ha="center", va="center", transform=ax.transAxes)
-    # The run directory's name says which run this is (runs/quickstart/loss.png -> quickstart).
-    ax.set_title(f"Training loss: {path.parent.name}" if path.parent.name else "Training loss")
+    name = title or path.parent.name
+    ax.set_title(f"Training loss: {name}" if name else "Training loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
