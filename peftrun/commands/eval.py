@@ -20,8 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from peftrun.train.eval_record import EVAL_FILE, FAILURES_FILE, keep
     from peftrun.train.evaluate import as_table, evaluate_run
+    from peftrun.train.progress import quiet
 
-    result = evaluate_run(args.run_dir, args.data, args.max_samples)
+    with quiet():
+        result = evaluate_run(args.run_dir, args.data, args.max_samples)
     keep(args.run_dir, result)
     if args.json:
         print(json.dumps(result))

@@ -107,17 +107,19 @@ def _eval_results(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any
                        metric_name=name, metric_value=rounded(float(value))) for kind, name, value in metrics]
 
 
-def front_matter(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any] | None = None) -> str:
-    """The card's YAML front matter, as huggingface_hub writes it."""
+def front_matter(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any] | None = None,
+                 merged: bool = False) -> str:
+    """The card's YAML front matter, as huggingface_hub writes it (`merged`: for the merged model)."""
     from huggingface_hub import ModelCardData
 
     recipe = plan.recipe
     hub_base = None if is_local(recipe.model.name_or_path) else recipe.model.name_or_path
     method = recipe.peft.method if recipe.peft else "full-fine-tuning"
     results = _eval_results(plan, summary, evaluation)
+    relation = "merge" if merged else "adapter" if recipe.peft else "finetune"
     data = ModelCardData(
-        base_model=hub_base, base_model_relation="adapter" if recipe.peft else "finetune",
-        library_name="peft" if recipe.peft else "transformers",
+        base_model=hub_base, base_model_relation=relation,
+        library_name="peft" if recipe.peft and not merged else "transformers",
         pipeline_tag="text-classification" if plan.trainer_type == "reward" else "text-generation",
         tags=["peftrun", "trl", plan.trainer_type, method], license=base_license(plan),
         datasets=[p for p in _sources(plan) if not is_local(p)] or None,
@@ -136,6 +138,23 @@ def _results(summary: dict[str, Any], evaluation: dict[str, Any] | None) -> list
                     for label, key, digits in (("completion loss", "loss", 4), ("exact match", "exact_match", 2))),
                   "", f"The examples the tuned model gets wrong, with both models' outputs: `{evaluation['failures_file']}`."]
     return lines
+
+
+def merged_card(plan: Plan, run_dir: Path, dtype: str) -> str:
+    """README.md of a merged model: the base with the run's adapter merged in, loadable with transformers."""
+    head = "SequenceClassification" if plan.trainer_type == "reward" else "CausalLM"
+    return "\n".join([
+        "---", front_matter(plan, {}, merged=True).rstrip(), "---",
+        f"# {plan.recipe.name} (merged)",
+        "",
+        f"{plan.recipe.model.name_or_path} with the {plan.peft_method} adapter of the peftrun run `{run_dir}` merged "
+        f"into its weights, saved in {dtype}. The run's own card has its recipe, data and results.",
+        "",
+        "```python",
+        f"from transformers import AutoModelFor{head}\n\nmodel = AutoModelFor{head}.from_pretrained(\"DIR\")",
+        "```",
+        "",
+    ])
 
 
 def model_card(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any] | None = None,

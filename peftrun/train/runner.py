@@ -289,6 +289,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
 
 
 def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merged: Path | None) -> dict[str, Any]:
+    from peftrun.train.generation import system_prompt
     from peftrun.train.modeling import model_source
 
     return {
@@ -298,7 +299,7 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
                    "bases": plan.recipe.bases},
         "model": {"name_or_path": plan.recipe.model.name_or_path, "gguf_file": plan.recipe.model.gguf_file,
                   "loaded_from": model_source(plan)[0]},
-        "data": data.fingerprint(),
+        "data": {**data.fingerprint(), "system_prompt": system_prompt(data.train)},
         "seed": plan.recipe.seed,
         "hardware": {"description": plan.hardware.describe(), "cuda": plan.hardware.cuda, **rundir.host()},
         "world_size": ranks.world_size(),
