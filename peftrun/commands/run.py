@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from peftrun.commands.validate import foreign_hint
 
 HELP = "train a recipe (the default command: `peftrun RECIPE ...`)"
 
@@ -19,9 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from peftrun.errors import RecipeError
     from peftrun.train.progress import quiet
     from peftrun.train.runner import run_from_cli
 
-    with quiet(args.verbose):
-        return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume,
-                            dry_run=args.dry_run, verbose=args.verbose)
+    try:
+        with quiet(args.verbose):
+            return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume,
+                                dry_run=args.dry_run, verbose=args.verbose)
+    except RecipeError as exc:
+        hint = foreign_hint(Path(args.recipe))
+        if hint is None:
+            raise
+        print(f"error: {exc}\n{hint}", file=sys.stderr)
+        return exc.exit_code
