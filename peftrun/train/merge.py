@@ -67,7 +67,7 @@ def merge_run(run_dir: Path, out_dir: Path, dtype: str | None = None) -> Path:
     merged.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     (out_dir / CARD).write_text(merged_card(plan, run_dir, str(dtype)))
-    _usual_permissions(out_dir)
+    usual_permissions(out_dir)
     return out_dir
 
 
@@ -80,7 +80,7 @@ def _umask() -> int:
         return 0o022
 
 
-def _usual_permissions(directory: Path) -> None:
+def usual_permissions(directory: Path) -> None:
     """Every file as a plain write would have made it (safetensors' temporary files are private: 0600)."""
     mode = 0o666 & ~_umask()
     for path in directory.rglob("*"):

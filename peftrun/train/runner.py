@@ -249,6 +249,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
     from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
+    from peftrun.train.merge import usual_permissions
     from peftrun.train.plot import plot_losses
     from peftrun.train.summary import print_summary
 
@@ -279,6 +280,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         from peftrun.plan.measured import memory_record
 
         manifest["memory"] = memory_record(estimate)
+    usual_permissions(run_dir)
     rundir.write_manifest(run_dir, manifest)
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run

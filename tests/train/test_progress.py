@@ -55,6 +55,7 @@ def test_a_real_run_tells_its_story_in_one_screen(tmp_path: Path, tiny_model_dir
     assert "done: p in" in done.stdout and f"log         {tmp_path / 'run' / 'train.log'}" in done.stdout
     for noise in ("it/s]", "examples/s]", "Failed to load CPU gemm_4bit_forward", "Tokenizing train dataset"):
         assert noise not in done.stderr, noise
+    assert len({p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir() if p.is_file()}) == 1  # no 0600 weights
     log = (tmp_path / "run" / "train.log").read_text()
     assert out[0] in log and [line for line in out if LINE.match(line)][-1] in log and "done: p in" in log
 
