@@ -24,13 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from peftrun.errors import RecipeError
-    from peftrun.train.progress import quiet
     from peftrun.train.runner import run_from_cli
 
     try:
-        with quiet(args.verbose):
-            return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume,
-                                dry_run=args.dry_run, verbose=args.verbose)
+        return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume,
+                            dry_run=args.dry_run, verbose=args.verbose)
     except RecipeError as exc:
         hint = foreign_hint(Path(args.recipe))
         if hint is None:

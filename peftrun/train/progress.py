@@ -98,6 +98,9 @@ class _ToLog(logging.Handler):
 @contextmanager
 def _library_loggers(handler: logging.Handler, verbose: bool) -> Iterator[None]:
     """The libraries' loggers write through `handler` alone; their handlers, levels and propagation restored."""
+    import datasets.utils.logging  # noqa: F401 - the libraries with their own handlers set them up first,
+    import transformers.utils.logging  # noqa: F401 - so that they are saved here and put back below
+
     saved = []
     for name in LIBRARIES:
         logger = logging.getLogger(name)
@@ -107,8 +110,9 @@ def _library_loggers(handler: logging.Handler, verbose: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, handlers, level, propagate in saved:
-            logger.handlers, logger.propagate = handlers, propagate
+        for logger, handlers, level, propagate in saved:  # a handler a library added meanwhile stays
+            logger.handlers = handlers + [h for h in logger.handlers if h is not handler and h not in handlers]
+            logger.propagate = propagate
             logger.setLevel(level)
 
 
@@ -153,7 +157,7 @@ def _no_progress_bars() -> Iterator[None]:
 @contextmanager
 def quiet(verbose: bool = False) -> Iterator[RunLog]:
     """Keep library noise off the terminal and in the run's log for the duration of a run (see the module)."""
-    if _ACTIVE:  # a run inside the CLI's block: one log
+    if _ACTIVE:  # a block inside another (eval inside a caller's run, say): one log
         yield _ACTIVE[-1]
         return
     log = RunLog(verbose)
