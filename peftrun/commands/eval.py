@@ -1,4 +1,5 @@
-"""`peftrun eval RUN_DIR`: base vs tuned on held-out data: completion loss and exact match."""
+"""`peftrun eval RUN_DIR`: base vs tuned on held-out data: completion loss and exact match, and the examples
+the tuned model gets wrong; kept in the run directory (eval.json, eval_failures.jsonl, manifest, card)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from peftrun.train.eval_record import EVAL_FILE, FAILURES_FILE, keep
     from peftrun.train.evaluate import as_table, evaluate_run
+    from peftrun.train.progress import quiet
 
-    result = evaluate_run(args.run_dir, args.data, args.max_samples)
-    print(json.dumps(result) if args.json else as_table(result))
+    with quiet():
+        result = evaluate_run(args.run_dir, args.data, args.max_samples)
+    keep(args.run_dir, result)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(as_table(result))
+        print(f"\nkept in {args.run_dir}: {EVAL_FILE}, {FAILURES_FILE}, the manifest and the model card")
     return 0

@@ -11,15 +11,19 @@ HELP = "merge a run's LoRA adapter into its base model (loadable with plain tran
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the merged model")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                        help="the merged weights' dtype (default auto: the run's model dtype)")
 
 
 def main(args: argparse.Namespace) -> int:
     from peftrun.errors import RunDirError
     from peftrun.train.merge import merge_run
+    from peftrun.train.progress import quiet
     from peftrun.train.rundir import require_finished
 
     require_finished(args.run_dir)
     if args.output.exists() and any(args.output.iterdir()):
         raise RunDirError(f"{args.output} is not empty: choose an empty or new directory")
-    print(f"merged model written to {merge_run(args.run_dir, args.output)}")
+    with quiet():
+        print(f"merged model written to {merge_run(args.run_dir, args.output, args.dtype)}")
     return 0

@@ -43,6 +43,23 @@ def split_arguments(arguments: list[str]) -> tuple[list[Path], list[str]]:
     return [Path(a) for a in arguments if a not in overrides], overrides
 
 
+def foreign_hint(path: Path) -> str | None:
+    """ "this looks like an Axolotl config (keys ...): `peftrun import PATH` ..." for another tool's config, by
+    interop's own detection; None for anything else."""
+    from peftrun.errors import PeftrunError
+    from peftrun.interop.importer import TITLES
+    from peftrun.interop.sources import detect, read_source
+
+    try:
+        tool, evidence = detect(read_source(path))
+    except PeftrunError:
+        return None
+    title = TITLES[tool]
+    article = "an" if title[0] in "AEIOU" else "a"
+    return (f"hint: this looks like {article} {title} config ({', '.join(evidence[:4])}): "
+            f"`peftrun import {path} -o recipe.yaml` turns it into a peftrun recipe")
+
+
 def check(path: Path, hardware: Hardware, overrides: list[str] = ()) -> tuple[RecipeError | None, tuple[str, ...]]:
     """The problems of one recipe (None when it validates and resolves) and its warnings."""
     try:
@@ -67,5 +84,7 @@ def main(args: argparse.Namespace) -> int:
         else:
             failed += 1
             print(f"FAIL  {error.report()}", file=sys.stderr)
+            if (hint := foreign_hint(path)) is not None:
+                print(f"  {hint}", file=sys.stderr)
     print(f"{len(files) - failed} of {len(files)} recipes valid")
     return 2 if failed else 0

@@ -14,13 +14,40 @@ SHAPE_COLUMNS = ("messages", "conversations", "prompt", "completion", "chosen", 
 MAX_ROW_ERRORS = 5
 
 
+# Names other tools and data sets give the fields a named format reads (for the hint of a missing field).
+SYNONYMS = {"output": ("response", "answer", "completion", "target", "reply"),
+            "instruction": ("prompt", "question", "query", "task"),
+            "conversations": ("messages", "conversation", "dialog", "turns"),
+            "chosen": ("preferred", "accepted", "good"), "rejected": ("dispreferred", "bad")}
+
+
+def mapping_hint(missing: list[str], present: list[str], needed: tuple[str, ...]) -> str:
+    """ "; if `response` holds output, rename it in the source: `columns: {output: response}`" for the fields
+    of the data that look like the missing ones (by a usual other name, or a close spelling), or ""."""
+    import difflib
+
+    spare = [c for c in present if c not in needed]
+    pairs = {}
+    for field in missing:
+        guess = next((c for c in SYNONYMS.get(field, ()) if c in spare), None)
+        close = difflib.get_close_matches(field, spare, n=1, cutoff=0.6)
+        if guess or close:
+            pairs[field] = guess or close[0]
+    if not pairs:
+        return ""
+    holds = " and ".join(f"`{source}` holds {field}" for field, source in pairs.items())
+    mapping = ", ".join(f"{field}: {source}" for field, source in pairs.items())
+    pronoun = "it" if len(pairs) == 1 else "them"
+    return f"; if {holds}, rename {pronoun} in the source: `columns: {{{mapping}}}`"
+
+
 def convert(dataset: Any, spec: str | FormatMapping, label: str, cache: bool) -> Any:
     """The source's records in TRL's columns; a DataError naming the source, row and field of each bad record
     (up to five, from the first batch that has one)."""
     missing = [f for f in needed_fields(spec) if f not in dataset.column_names]
     if missing:
         raise DataError(f"{label}: format {describe(spec)} needs the field(s) {', '.join(missing)}, but the data has "
-                        f"{dataset.column_names}")
+                        f"{dataset.column_names}{mapping_hint(missing, dataset.column_names, needed_fields(spec))}")
     convert_one = converter(spec)
 
     def batch(rows: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:

@@ -111,7 +111,7 @@ def _data_checks(recipe: Recipe, notes: Notes) -> None:
     allowed = STANDARD_COLUMNS.get(kind, frozenset())
     for prefix, source in recipe.dataset.all_sources():
         for name in source.columns:
-            if allowed and name not in allowed:
+            if allowed and name not in allowed and source.format is None:  # a format reads the renamed fields
                 notes.refuse(
                     f"{prefix}.columns.{name}",
                     f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -19,6 +19,7 @@ from peftrun.recipe import redact
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import OWNED_ELSEWHERE, Recipe
 from peftrun.recipe.schema.recipe import nearest_source
+from peftrun.recipe.suggest import did_you_mean, path_hint
 
 # Keys users bring from TRL scripts or other tools, with where they belong in a recipe.
 KEY_HINTS: dict[str, str] = {
@@ -93,13 +94,6 @@ def _tag_of(model: type[BaseModel]) -> str | None:
     return None
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    """ "; did you mean `x`?" naming the closest choices (those about as close as the best one)."""
-    scored = sorted(((difflib.SequenceMatcher(None, word, c).ratio(), c) for c in choices), reverse=True)
-    close = [c for ratio, c in scored if ratio >= 0.6 and ratio >= scored[0][0] - 0.1][:3]
-    return f"; did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
-
-
 def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, path: str,
              env: Mapping[str, str]) -> str:
     """The text of one pydantic error; a value read from the environment is named, never shown."""
@@ -114,12 +108,12 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, 
             shown = owners if len(owners) <= 5 else [*owners[:4], f"{len(owners) - 4} more"]
             kinds = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
             here = f"`{key}` is a field of the {kinds} {noun}{'s' if len(owners) > 1 else ''}, not of this one"
-            return here + _suggest(key, [n for n in names if n not in DISCRIMINATORS.values()])
-        return f"unknown key `{key}`{_suggest(key, names)}"
+            return here + did_you_mean(key, [n for n in names if n not in DISCRIMINATORS.values()])
+        return f"unknown key `{key}`{did_you_mean(key, names)}"
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = str(ctx.get("tag"))
-        suggestion = "" if redact.expression_behind(path, env) else _suggest(tag, tags)
+        suggestion = "" if redact.expression_behind(path, env) else did_you_mean(tag, tags)
         return f"unknown value {redact.shown(tag, path, env)}{suggestion} (one of: {', '.join(tags)})"
     if kind == "union_tag_not_found":
         field = str(ctx.get("discriminator", "")).strip("'")
@@ -134,7 +128,9 @@ def _message(error: Mapping[str, Any], model: type[BaseModel] | None, key: str, 
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
         return f"must be a mapping of keys, got {redact.shown(error['input'], path, env)}"
-    return f"{message}; got {redact.shown(error['input'], path, env)}" if kind != "value_error" else message
+    if kind == "value_error":
+        return message
+    return f"{message}; got {redact.shown(error['input'], path, env)}{_choice_hint([error], path, env)}"
 
 
 def _other_sections_with(key: str, model: type[BaseModel] | None) -> tuple[list[str], str]:
@@ -183,8 +179,18 @@ def _union_problems(errors: list[tuple[str, Mapping[str, Any]]], sources: Mappin
         messages = [str(e["msg"]).removeprefix("Value error, ") for e in found]
         text = messages[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in messages[1:])
         given = redact.shown(found[0]["input"], path, env)
-        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {given}"))
+        hint = _choice_hint(found, path, env)
+        problems.append(Problem(nearest_source(path, sources), path, f"{text}; got {given}{hint}"))
     return problems
+
+
+def _choice_hint(errors: list[Mapping[str, Any]], path: str, env: Mapping[str, str]) -> str:
+    """ "; did you mean `sharegpt`?" for a string that none of a Literal's choices accepts (never for a value
+    read from the environment), or ""."""
+    literal = next((e for e in errors if e["type"] == "literal_error" and isinstance(e["input"], str)), None)
+    if literal is None or redact.expression_behind(path, env):
+        return ""
+    return did_you_mean(literal["input"], re.findall(r"'([^']*)'", str((literal.get("ctx") or {}).get("expected", ""))))
 
 
 def _looks_local(value: str) -> bool:
@@ -209,7 +215,9 @@ def missing_paths(recipe: Recipe) -> list[Problem]:
     for key, value, local in checks:
         if local and not Path(value).expanduser().exists():
             where, what = recipe.where(key), recipe.shown(key, value)
-            problems.append(Problem(where, key, f"no such file or directory: {what} (relative paths start at {Path.cwd()})"))
+            hint = "" if what != value else path_hint(value)  # never a hint that shows a value from the environment
+            problems.append(Problem(where, key, f"no such file or directory: {what} (relative paths start at "
+                                                f"{Path.cwd()}){hint}"))
     if recipe.model.gguf_file and Path(recipe.model.name_or_path).is_dir():
         if not (Path(recipe.model.name_or_path) / recipe.model.gguf_file).is_file():
             where, model = recipe.where("model.gguf_file"), recipe.model

@@ -81,6 +81,7 @@ def _token_pieces(tokenizer: Any, example: Example) -> tuple[list[int], list[int
 Pieces = tuple[list[int], list[int]]  # (prompt ids, completion ids)
 LOSS_BATCH_TOKENS = 4096  # padded tokens per loss forward pass (rows x longest row)
 GENERATION_BATCH = 32
+MAX_FAILURES = 20  # failing examples kept with both models' whole outputs
 MIN_SHARED_PREFIX = 8  # tokens; a shorter shared prefix is not worth a cache
 
 
@@ -197,26 +198,43 @@ def _stop_mismatches(tokenizer: Any, references: list[str]) -> Any:
     return CannotMatch
 
 
-def exact_match(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+def _new_tokens(tokenizer: Any, examples: list[Example]) -> int:
+    """Enough new tokens for the longest reference, and a few more to see what follows it."""
+    return max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples) + 8
+
+
+def matches(model: Any, tokenizer: Any, examples: list[Example]) -> list[bool]:
+    """For each example, whether the greedy generation is an exact match of the reference."""
     from peftrun.train.generation import generate
 
-    longest = max(len(tokenizer(e.reference, add_special_tokens=False)["input_ids"]) for e in examples)
     references = [e.reference for e in examples]
-    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=longest + 8,
+    outputs = generate(model, tokenizer, [e.prompt for e in examples], max_new_tokens=_new_tokens(tokenizer, examples),
                        batch_size=GENERATION_BATCH, stop_rows=_stop_mismatches(tokenizer, references),
                        prefix_cache=lambda ids: _prefix_cache(model, common_prefix(ids)))
-    hits = sum(normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True))
-    return hits / len(examples)
+    return [normalize(out) == normalize(e.reference) for out, e in zip(outputs, examples, strict=True)]
 
 
 def _scores(model: Any, tokenizer: Any, examples: list[Example], pieces: list[Pieces],
-            context: AbstractContextManager) -> dict[str, float]:
+            context: AbstractContextManager) -> tuple[dict[str, float], list[bool]]:
     with context:
-        return {"loss": completion_loss(model, tokenizer, pieces), "exact_match": exact_match(model, tokenizer, examples)}
+        hits = matches(model, tokenizer, examples)
+        return {"loss": completion_loss(model, tokenizer, pieces), "exact_match": sum(hits) / len(hits)}, hits
+
+
+def _outputs(model: Any, tokenizer: Any, examples: list[Example], context: AbstractContextManager) -> list[str]:
+    """Whole greedy generations (not stopped at the first mismatch), to show what a model answered."""
+    from peftrun.train.generation import generate
+
+    if not examples:
+        return []
+    with context:
+        return generate(model, tokenizer, [e.prompt for e in examples], _new_tokens(tokenizer, examples),
+                        batch_size=GENERATION_BATCH)
 
 
 def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
-    """{"n", "base": {"loss", "exact_match"}, "tuned": {...}} for a finished run."""
+    """{"n", "data", "base": {"loss", "exact_match"}, "tuned": {...}, "wrong", "failures": [...]} for a finished
+    run; `failures` holds (at most MAX_FAILURES of) the examples the tuned model gets wrong, with both outputs."""
     from peftrun.train.merge import load_tuned
     from peftrun.train.modeling import load_model
     from peftrun.train.rundir import require_finished
@@ -229,18 +247,36 @@ def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int |
     if not examples:
         raise DataError("no examples to evaluate")
     pieces = [_token_pieces(tokenizer, e) for e in examples]
-    tuned = _scores(model, tokenizer, examples, pieces, nullcontext())
-    if plan.recipe.peft is not None:
-        base = _scores(model, tokenizer, examples, pieces, model.disable_adapter())
-    else:
-        base = _scores(load_model(plan, tokenizer), tokenizer, examples, pieces, nullcontext())
-    return {"n": len(examples), "base": base, "tuned": tuned}
+    adapter = plan.recipe.peft is not None
+    base_model = model if adapter else load_model(plan, tokenizer)
+    base_context = model.disable_adapter if adapter else nullcontext
+    tuned, hits = _scores(model, tokenizer, examples, pieces, nullcontext())
+    base, _ = _scores(base_model, tokenizer, examples, pieces, base_context())
+    wrong = [e for e, hit in zip(examples, hits, strict=True) if not hit]
+    shown = wrong[:MAX_FAILURES]
+    outputs = zip(_outputs(base_model, tokenizer, shown, base_context()), _outputs(model, tokenizer, shown, nullcontext()))
+    failures = [{"prompt": e.prompt, "reference": e.reference, "base": b, "tuned": t}
+                for e, (b, t) in zip(shown, outputs, strict=True)]
+    return {"n": len(examples), "data": data_path, "base": base, "tuned": tuned, "wrong": len(wrong), "failures": failures}
 
 
-def as_table(result: dict[str, Any]) -> str:
+def _prompt_text(prompt: str | list[dict[str, str]]) -> str:
+    """The last user turn of a chat prompt, or the text prompt, on one line."""
+    text = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "") if isinstance(prompt, list) else prompt
+    return " ".join(text.split())
+
+
+def as_table(result: dict[str, Any], shown: int = 5) -> str:
     rows = [("eval loss", "loss", "{:.4f}"), ("exact match", "exact_match", "{:.2f}")]
     lines = [f"{'':14}{'base':>10}{'tuned':>10}"]
     for label, key, fmt in rows:
         lines.append(f"{label:14}{fmt.format(result['base'][key]):>10}{fmt.format(result['tuned'][key]):>10}")
     lines.append(f"({result['n']} examples)")
-    return "\n".join(lines)
+    failures = result.get("failures", [])
+    if failures:
+        lines += ["", f"the tuned model gets {result['wrong']} of {result['n']} wrong; "
+                  f"{'the first ' + str(min(shown, len(failures))) + ':' if len(failures) > shown else 'all:'}"]
+        for failure in failures[:shown]:
+            lines += [f"  prompt     {_prompt_text(failure['prompt'])!r}", f"  reference  {failure['reference']!r}",
+                      f"  tuned      {failure['tuned']!r}", f"  base       {failure['base']!r}", ""]
+    return "\n".join(lines).rstrip()

@@ -15,9 +15,26 @@ def prompt_ids(tokenizer: Any, prompt: str | list[dict[str, str]]) -> list[int]:
     return list(tokenizer(text=prompt)["input_ids"])
 
 
-def as_chat(tokenizer: Any, text: str) -> str | list[dict[str, str]]:
-    """A typed prompt: a user message when the tokenizer has a chat template, else the raw text."""
-    return [{"role": "user", "content": text}] if tokenizer.chat_template else text
+def as_chat(tokenizer: Any, text: str, system: str | None = None) -> str | list[dict[str, str]]:
+    """A typed prompt: a user message (after the system prompt, if any) when the tokenizer has a chat
+    template, else the raw text."""
+    if not tokenizer.chat_template:
+        return text
+    return [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": text}]
+
+
+def system_prompt(dataset: Any, rows: int = 256) -> str | None:
+    """The system message every training example starts with (checked on the first `rows`), if there is one."""
+    column = next((c for c in ("prompt", "messages") if c in dataset.column_names), None)
+    if column is None or len(dataset) == 0:
+        return None
+    found = set()
+    for row in dataset.select(range(min(rows, len(dataset)))):
+        turns = row[column]
+        if not isinstance(turns, list) or not turns or turns[0].get("role") != "system":
+            return None
+        found.add(turns[0]["content"])
+    return found.pop() if len(found) == 1 else None
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> list[int]:

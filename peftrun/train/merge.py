@@ -43,8 +43,13 @@ def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
     return model, tokenizer, plan
 
 
-def merge_run(run_dir: Path, out_dir: Path) -> Path:
-    """Merge the run's adapter into a full-precision copy of its base and save it with the tokenizer."""
+def merge_run(run_dir: Path, out_dir: Path, dtype: str | None = None) -> Path:
+    """Merge the run's adapter into a full-precision copy of its base and save it, in `dtype` (default: the
+    run's model dtype), with the tokenizer and a model card; files get the permissions the umask gives."""
+    import torch
+
+    from peftrun.train.card import CARD, merged_card
+
     model, tokenizer, plan = load_tuned(run_dir)
     if plan.recipe.peft is None:
         raise RunDirError(f"{run_dir} is a full fine-tune: it is already a complete model")
@@ -56,7 +61,28 @@ def merge_run(run_dir: Path, out_dir: Path) -> Path:
         merged = model.merge_and_unload()
     except (ValueError, NotImplementedError, AttributeError) as exc:  # PEFT's own limits for this method / model
         raise RunDirError(f"PEFT cannot merge this {method} adapter: {exc}") from None
+    dtype = dtype if dtype not in (None, "auto") else plan.recipe.model.dtype
+    merged = merged.to(getattr(torch, str(dtype)))
     out_dir.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    (out_dir / CARD).write_text(merged_card(plan, run_dir, str(dtype)))
+    usual_permissions(out_dir)
     return out_dir
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux), else the usual 022."""
+    try:
+        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("Umask:"))
+        return int(line.split()[1], 8)
+    except (OSError, StopIteration, ValueError):
+        return 0o022
+
+
+def usual_permissions(directory: Path) -> None:
+    """Every file as a plain write would have made it (safetensors' temporary files are private: 0600)."""
+    mode = 0o666 & ~_umask()
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.chmod(mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from peftrun.recipe.extras import EXTRAS
 
@@ -16,43 +17,46 @@ def _series(log_history: list[dict], key: str) -> tuple[list[float], list[float]
     return steps, values
 
 
-def plot_losses(log_history: list[dict], path: Path) -> Path | None:
-    """Write a PNG of the training loss per logged step, with the eval loss when present.
+def loss_figure(log_history: list[dict], title: str) -> Any:
+    """A matplotlib Figure of the training loss per logged step, with the eval loss when present.
 
-    ``log_history`` is ``trainer.state.log_history`` (a list of dicts with ``step``
-    and ``loss`` / ``eval_loss``; the final summary entry has ``train_loss`` and is
-    left out). ``path`` is the file to write, or a directory to write ``loss.png``
-    into. Returns the file written, or None when the `plot` extra (matplotlib) is not installed.
+    ``log_history`` is ``trainer.state.log_history`` (a list of dicts with ``step`` and ``loss`` /
+    ``eval_loss``; the final summary entry has ``train_loss`` and is left out). Eval points are markers
+    alone: with sparse evaluation, a line joining them would draw a trend nobody measured.
     """
-    if EXTRAS["plot"].missing():
-        return None
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    path = Path(path)
-    if path.is_dir() or not path.suffix:
-        path = path / "loss.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-
     train_steps, train_loss = _series(log_history, "loss")
     eval_steps, eval_loss = _series(log_history, "eval_loss")
-
     fig = Figure(figsize=(6, 4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if train_steps:
         ax.plot(train_steps, train_loss, marker="o", markersize=3, label="train loss")
     if eval_steps:
-        ax.plot(eval_steps, eval_loss, marker="s", markersize=4, label="eval loss")
+        ax.plot(eval_steps, eval_loss, linestyle="none", marker="s", markersize=6, label="eval loss")
     if not (train_steps or eval_steps):
         ax.text(0.5, 0.5, "no loss was logged", ha="center", va="center", transform=ax.transAxes)
-    # The run directory's name says which run this is (runs/quickstart/loss.png -> quickstart).
-    ax.set_title(f"Training loss: {path.parent.name}" if path.parent.name else "Training loss")
+    ax.set_title(f"Training loss: {title}" if title else "Training loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     if train_steps or eval_steps:
         ax.legend()
-    fig.savefig(path)
+    return fig
+
+
+def plot_losses(log_history: list[dict], path: Path, title: str | None = None) -> Path | None:
+    """Write loss_figure() as a PNG to ``path`` (a file, or a directory to write ``loss.png`` into);
+    ``title`` names the run as its model card does (default: the directory's name). Returns the file, or
+    None when the `plot` extra (matplotlib) is not installed."""
+    if EXTRAS["plot"].missing():
+        return None
+    path = Path(path)
+    if path.is_dir() or not path.suffix:
+        path = path / "loss.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loss_figure(log_history, title or path.parent.name).savefig(path)
     return path

@@ -22,6 +22,7 @@ from peftrun.recipe.plan import Plan
 from peftrun.train.checkpoints import all_checkpoints, remove_incomplete, resume_point
 from peftrun.train.durable import fsync_tree, write_atomic
 from peftrun.train.lock import LOCK_FILE
+from peftrun.train.progress import LOG_FILE
 
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 MANIFEST = "manifest.json"  # written last, whole or absent: a run directory with it holds a finished run
@@ -37,8 +38,8 @@ RESUMABLE_CHANGES = frozenset({
 
 
 def _occupied(run_dir: Path) -> bool:
-    """Holds anything but the lock and the resolved recipe of a start that failed before training."""
-    return run_dir.is_dir() and any(p.name not in (RESOLVED_RECIPE, LOCK_FILE) for p in run_dir.iterdir())
+    """Holds anything but the lock, the resolved recipe and the log of a start that failed before training."""
+    return run_dir.is_dir() and any(p.name not in (RESOLVED_RECIPE, LOCK_FILE, LOG_FILE) for p in run_dir.iterdir())
 
 
 def check(run_dir: Path, recipe_label: str, resolved_text: str, *, overwrite: bool, resume: bool) -> Path | None:

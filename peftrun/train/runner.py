@@ -24,7 +24,7 @@ from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import REWARD_TRAINERS
-from peftrun.train import checkpoints, guards, lock, rundir, sharded
+from peftrun.train import checkpoints, guards, lock, progress, rundir, sharded
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -144,10 +144,11 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
+def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False,
+          verbose: bool = False) -> Path:
     """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
     run_dir = Path(plan.output_dir)
-    with guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
+    with progress.quiet(verbose), guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
         done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
         if done is not None:
             print(done)
@@ -171,9 +172,10 @@ def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, res
     data, tokenizer, model, teacher, estimate, checks = _load_inputs(plan, model, args)
     if main:
         rundir.claim(run_dir, text, overwrite=overwrite)
+        progress.open_log(run_dir)
     resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
     extras = {"reward_funcs": rewards, "teacher_model": teacher}
-    trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from)
+    trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from, estimate)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
     if trainer.is_world_process_zero():
         _finish(plan, trainer, tokenizer, data, result, started, time.perf_counter() - start_clock, estimate, checks)
@@ -206,9 +208,10 @@ def _load_inputs(plan: Plan, model: Any, args: Any) -> tuple[Any, Any, Any, Any,
 
 
 def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras: Mapping[str, Any],
-           resume_from: Path | None) -> tuple[Any, Any, dict[str, Any]]:
+           resume_from: Path | None, estimate: Any) -> tuple[Any, Any, dict[str, Any]]:
     """Build the TRL trainer and train; returns (trainer, train result, trainable weights before)."""
     from peftrun.builders.trainer import build_trainer
+    from peftrun.train.banner import banner_for
     from peftrun.train import init_data_pass, weight_conversion
     from peftrun.train.modeling import expose_output_bias, keep_full_layers_at_model_dtype
 
@@ -219,6 +222,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise DataError("no training example is left after tokenization: each lost its trained tokens to "
                         "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
+    progress.attach(trainer, banner_for(plan, data, estimate))
     expose_output_bias(trainer.model)
     init_data_pass.after_wrap(plan, trainer, data, tokenizer)
     guards.watch_non_finite(plan, trainer)
@@ -249,7 +253,9 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     """Save the adapter, tokenizer, card, plot, merged model (if asked) and manifest."""
     from peftrun.train import weight_conversion
     from peftrun.train.card import model_card
+    from peftrun.train.merge import usual_permissions
     from peftrun.train.plot import plot_losses
+    from peftrun.train.summary import print_summary
 
     run_dir = Path(plan.output_dir)
     if not sharded.saves_on_every_rank():  # several processes: every rank saved it in train()
@@ -264,8 +270,9 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         "wall_time_s": round(wall, 2),
         "trainable_parameters": trainable,
         "total_parameters": total,
+        "tokens_per_s": progress.tokens_per_s(trainer),
     }
-    plot = plot_losses(history, run_dir / "loss.png")
+    plot = plot_losses(history, run_dir / "loss.png", plan.recipe.name)
     merged = None
     if plan.recipe.output.save in ("merged", "both") and plan.recipe.peft is not None:
         from peftrun.train.merge import merge_run
@@ -278,15 +285,19 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         from peftrun.plan.measured import memory_record
 
         manifest["memory"] = memory_record(estimate)
+    usual_permissions(run_dir)
     rundir.write_manifest(run_dir, manifest)
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run
 
         push_run(run_dir, str(plan.recipe.output.hub_model_id))
-    _print_summary(plan, summary, plot, merged)
+    print_summary(plan, summary, {"model card": run_dir / "README.md", "log": progress.log_path(),
+                                  "loss plot": plot or f"not drawn: {EXTRAS['plot'].install}",
+                                  "manifest": run_dir / rundir.MANIFEST, "merged": merged}, manifest.get("memory"))
 
 
 def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merged: Path | None) -> dict[str, Any]:
+    from peftrun.train.generation import system_prompt
     from peftrun.train.modeling import model_source
 
     return {
@@ -296,7 +307,7 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
                    "bases": plan.recipe.bases},
         "model": {"name_or_path": plan.recipe.model.name_or_path, "gguf_file": plan.recipe.model.gguf_file,
                   "loaded_from": model_source(plan)[0]},
-        "data": data.fingerprint(),
+        "data": {**data.fingerprint(), "system_prompt": system_prompt(data.train)},
         "seed": plan.recipe.seed,
         "hardware": {"description": plan.hardware.describe(), "cuda": plan.hardware.cuda, **rundir.host()},
         "world_size": ranks.world_size(),
@@ -308,26 +319,8 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     }
 
 
-def _print_summary(plan: Plan, summary: dict[str, Any], plot: Path | None, merged: Path | None) -> None:
-    share = summary["trainable_parameters"] / max(summary["total_parameters"], 1)
-    loss = summary["final_train_loss"]
-    lines = [
-        "",
-        f"done: {plan.recipe.name} in {summary['wall_time_s']:.1f} s ({summary['steps']} steps)",
-        f"  run directory  {plan.output_dir}",
-        f"  trainable      {summary['trainable_parameters']:,} of {summary['total_parameters']:,} parameters ({share:.2%})",
-        f"  final loss     train {loss:.4f}" if loss is not None else "  final loss     n/a",
-    ]
-    if summary["final_eval_loss"] is not None:
-        lines[-1] += f", eval {summary['final_eval_loss']:.4f}"
-    lines.append(f"  loss plot      {plot or 'not drawn: ' + EXTRAS['plot'].install}")
-    if merged:
-        lines.append(f"  merged model   {merged}")
-    print("\n".join(lines))
-
-
 def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwrite: bool = False,
-        resume: bool = False) -> Path:
+        resume: bool = False, verbose: bool = False) -> Path:
     """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built."""
     plan = plan_for(recipe, overrides)
     if launch.needs_launch(plan):
@@ -335,7 +328,7 @@ def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwr
             f"the recipe asks for {describe(plan)}, which this one Python process cannot run: use "
             "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
         )
-    return train(plan, model, overwrite=overwrite, resume=resume)
+    return train(plan, model, overwrite=overwrite, resume=resume, verbose=verbose)
 
 
 def print_dry_run(plan: Plan) -> None:
@@ -385,7 +378,8 @@ class _LaunchRunDir:
         return None
 
 
-def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool) -> int:
+def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool,
+                 verbose: bool = False) -> int:
     plan = plan_for(recipe, overrides)
     # a multi-process recipe re-runs this command under accelerate's launcher
     plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run,
@@ -397,5 +391,5 @@ def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: 
     if dry_run:
         print_dry_run(plan)
         return 0
-    train(plan, overwrite=overwrite, resume=resume)
+    train(plan, overwrite=overwrite, resume=resume, verbose=verbose)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from huggingface_hub import ModelCard
+
 from peftrun.cli import main
+from tests import tiny
 from tests.train.test_runner import LORA, recipe
 
 
@@ -45,8 +50,14 @@ def test_train_merge_generate(in_tmp: Path, tiny_model_dir: Path, data_dir: Path
     path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft"}, LORA)))
     assert main([str(path)]) == 0
     out = capsys.readouterr().out
-    assert "done: t in" in out and "run directory  runs/t" in out and "loss plot      runs/t/loss.png" in out
+    assert "done: t in" in out and "  run dir     runs/t\n" in out and "  loss plot   runs/t/loss.png\n" in out
     assert main(["merge", "runs/t", "-o", "merged"]) == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in Path("merged").iterdir()}["model.safetensors"] == 0o666 & ~umask
+    assert len({p.stat().st_mode & 0o777 for p in Path("merged").iterdir()}) == 1
+    card = ModelCard.load("merged/README.md")
+    assert card.data.base_model_relation == "merge" and card.data.library_name == "transformers"
 
     import torch
     from peft import PeftModel
@@ -61,6 +72,30 @@ def test_train_merge_generate(in_tmp: Path, tiny_model_dir: Path, data_dir: Path
     capsys.readouterr()
     assert main(["generate", "runs/t", "--prompt", "Say 3 twice:", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.strip() != ""
+    assert main(["merge", "runs/t", "-o", "merged16", "--dtype", "bfloat16"]) == 0
+    assert AutoModelForCausalLM.from_pretrained("merged16").dtype == torch.bfloat16
+    assert Path("merged16/model.safetensors").stat().st_size < Path("merged/model.safetensors").stat().st_size * 0.6
+
+
+def test_generate_uses_the_runs_system_prompt(in_tmp: Path, tiny_model_dir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from peftrun.train.generation import as_chat, generate
+    from peftrun.train.merge import load_tuned
+
+    rows = [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Say {i} twice:"}],
+             "completion": [{"role": "assistant", "content": f"{i} {i}"}]} for i in range(16)]
+    data = tiny.write_jsonl(in_tmp / "chat.jsonl", rows)
+    path = in_tmp / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe(tiny_model_dir, data, {"type": "sft"}, LORA)))
+    assert main([str(path)]) == 0
+    assert json.loads(Path("runs/t/manifest.json").read_text())["data"]["system_prompt"] == "Be brief."
+    model, tokenizer, _ = load_tuned(Path("runs/t"))
+    expected = {system: generate(model, tokenizer, [as_chat(tokenizer, "Say 3 twice:", system)], 6)[0]
+                for system in ("Be brief.", None, "Answer at length.")}
+    capsys.readouterr()
+    for flags, system in (([], "Be brief."), (["--no-system"], None), (["--system", "Answer at length."], "Answer at length.")):
+        assert main(["generate", "runs/t", "--prompt", "Say 3 twice:", "--max-new-tokens", "6", *flags]) == 0
+        assert capsys.readouterr().out == expected[system] + "\n", flags
 
 
 def test_merge_refuses_a_directory_that_is_not_a_run(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -103,7 +103,7 @@ def test_every_problem_is_reported_at_once(write) -> None:
         """,
     )
     assert report(path) == [
-        "r.yaml:3:3: model.dtype: Input should be 'auto', 'bfloat16', 'float16' or 'float32'; got 'bf16'",
+        "r.yaml:3:3: model.dtype: Input should be 'auto', 'bfloat16', 'float16' or 'float32'; got 'bf16'; did you mean `bfloat16`?",
         "r.yaml:6:3: peft.r: Input should be a valid integer; got 'many'",
         "r.yaml:7:3: peft.lora_alpah: unknown key `lora_alpah`; did you mean `lora_alpha`?",
         "r.yaml:11:3: trainer.num_train_epochs: Input should be a valid number, unable to parse string as a number; got 'lots'",

@@ -154,7 +154,7 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_step_0(
     data = recipe(tiny_model_dir, data_dir / "sft.jsonl", RESUMABLE, LORA)
     with pytest.raises(RuntimeError, match="simulated crash"):
         peftrun.run(data, model=model_with_hook(tiny_model_dir, [], 1, crash))  # during step 1
-    assert sorted(p.name for p in (in_tmp / "runs/t").iterdir()) == [".peftrun.lock", "recipe.resolved.yaml"]
+    assert sorted(p.name for p in (in_tmp / "runs/t").iterdir()) == [".peftrun.lock", "recipe.resolved.yaml", "train.log"]
     capfd.readouterr()  # (a plain start would be accepted too: there is nothing to lose)
     run_dir, steps = resume_counting_steps(data, tiny_model_dir)
     assert "no complete checkpoint yet: the run starts again from step 0" in capfd.readouterr().err

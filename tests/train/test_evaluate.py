@@ -29,7 +29,7 @@ def learned_run(in_tmp: Path, tiny_model_dir: Path) -> Path:
 def test_eval_reports_base_and_tuned(learned_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(learned_run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["n"] == 10
+    assert result["n"] == 10 and result["wrong"] == 0 and result["failures"] == []
     assert result["base"]["exact_match"] == 0.0
     assert result["tuned"]["exact_match"] == 1.0
     assert result["tuned"]["loss"] < result["base"]["loss"] - 0.3
@@ -178,3 +178,28 @@ def test_generation_from_a_shared_prefix_cache_equals_plain_generation(tiny_mode
     cached = generate(model, tokenizer, prompts, max_new_tokens=6, batch_size=3, prefix_cache=cache)
     assert used and used[0] >= 8
     assert cached == plain
+
+
+def test_eval_is_kept_in_the_run_directory_manifest_and_card(learned_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from huggingface_hub import ModelCard
+
+    other = tiny.write_jsonl(learned_run.parent.parent / "no.jsonl",
+                             [{"prompt": f"Question {i}?", "completion": " no"} for i in range(30)])
+    assert main(["eval", str(learned_run), "--data", str(other)]) == 0
+    table = capsys.readouterr().out
+    assert "the tuned model gets 30 of 30 wrong; the first 5:" in table
+    assert "  reference  ' no'\n  tuned      ' ok'" in table
+    kept = json.loads((learned_run / "eval.json").read_text())
+    assert kept["n"] == 30 and kept["wrong"] == 30 and kept["tuned"]["exact_match"] == 0.0 and kept["data"] == str(other)
+    failures = [json.loads(line) for line in (learned_run / "eval_failures.jsonl").read_text().splitlines()]
+    assert len(failures) == 20  # MAX_FAILURES
+    assert failures[0]["prompt"] == "Question 0?" and failures[0]["reference"] == " no"
+    assert normalize(failures[0]["tuned"]) == "ok" and isinstance(failures[0]["base"], str)
+    manifest = json.loads((learned_run / "manifest.json").read_text())
+    assert manifest["evaluation"] == kept and manifest["training"]["steps"] == 40
+    card = ModelCard.load(learned_run / "README.md")
+    results = {(r.metric_type, r.metric_name): r for r in card.data.eval_results}
+    assert results[("exact_match", "exact match (peftrun eval)")].metric_value == 0.0
+    assert results[("loss", "completion loss (peftrun eval)")].metric_value == round(kept["tuned"]["loss"], 4)
+    assert results[("loss", "completion loss (peftrun eval)")].dataset_name == str(other)
+    assert "| exact match | 0.00 | 0.00 |" in card.text and "`eval_failures.jsonl`" in card.text

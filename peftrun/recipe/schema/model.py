@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from peftrun.recipe import defaults
 from peftrun.recipe.schema.base import DType, Section
+from peftrun.recipe.suggest import did_you_mean
 
 
 class SpecialTokens(Section):
@@ -48,6 +49,6 @@ class ModelSection(Section):
     @classmethod
     def _known_template(cls, value: str | None) -> str | None:
         if value is not None and value not in defaults.CHAT_TEMPLATES and not value.endswith(".jinja"):
-            raise ValueError(f"no shipped template named {value!r} (shipped: {', '.join(defaults.CHAT_TEMPLATES)}); "
-                             "or give a path to a .jinja file")
+            raise ValueError(f"no shipped template named {value!r}{did_you_mean(value, list(defaults.CHAT_TEMPLATES))} "
+                             f"(shipped: {', '.join(defaults.CHAT_TEMPLATES)}); or give a path to a .jinja file")
         return value
