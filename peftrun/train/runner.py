@@ -23,7 +23,7 @@ from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import REWARD_TRAINERS
-from peftrun.train import checkpoints, guards, lock, rundir, sharded
+from peftrun.train import checkpoints, guards, lock, rundir, sharded, throughput
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -212,6 +212,7 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
     trainer = build_trainer(plan, args, model, tokenizer, data, extras,
                             callbacks=[stopper.callback(), checkpoints.completion_callback()])
+    throughput.install(plan, trainer)  # the batching trainer.throughput chose; tokens per second in the logs
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise DataError("no training example is left after tokenization: each lost its trained tokens to "
                         "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
@@ -260,6 +261,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         "wall_time_s": round(wall, 2),
         "trainable_parameters": trainable,
         "total_parameters": total,
+        **throughput.record(trainer),
     }
     plot = plot_losses(history, run_dir / "loss.png")
     merged = None
