@@ -30,6 +30,12 @@ def padding_fractions(lengths: Sequence[int], batch_size: int, seed: int = 0) ->
     return {"padded": padded_fraction(random_batches(lengths, batch_size, seed)), "padding_free": 0.0}
 
 
+def padding_line(padding: dict[str, float]) -> str:
+    """`peftrun data`'s line: the padding share of each batching's positions."""
+    shares = ", ".join(f"{name.replace('_', '-')} {share:.1%}" for name, share in padding.items() if name != "batch_size")
+    return f"padding (batches of {padding['batch_size']:g}): {shares} of the positions computed"
+
+
 @dataclass(frozen=True)
 class Costs:
     """Relative compute of one epoch, padded vs padding-free, and the padded batches' padding fraction."""
