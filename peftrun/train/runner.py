@@ -186,11 +186,11 @@ def _load_inputs(plan: Plan, model: Any, local_rank: int) -> tuple[Any, Any, Any
     from peftrun.data import load_training_data
     from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.plan.estimate import estimate_or_warn
-    from peftrun.train.modeling import load_model, load_tokenizer
+    from peftrun.train.modeling import load_model, load_tokenizer, planned_on_source
     from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
-    estimate = estimate_or_warn(plan) if model is None else None
+    estimate = estimate_or_warn(planned_on_source(plan)) if model is None else None  # GGUF: its converted config
     tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
     teacher = load_teacher(plan, tokenizer, local_rank) if plan.trainer_type == "distillation" else None
