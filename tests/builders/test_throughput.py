@@ -156,3 +156,18 @@ def test_the_probe_sees_examples_that_attend_across(tiny_model_dir: Path, monkey
     monkeypatch.setattr(masking_utils, "find_packed_sequence_indices", lambda position_ids: None)
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), attn_implementation="sdpa")
     assert not keeps_examples_apart(model)
+
+
+def test_trls_dpo_trainer_turns_padding_free_off(tmp_path: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    """Why the rule keeps DPO padded: the installed TRL's DPOTrainer ignores padding_free=True."""
+    from datasets import load_dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(output_dir=str(tmp_path), padding_free=True, use_cpu=True, bf16=False, report_to="none")
+    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), args=args,
+                         train_dataset=load_dataset("json", data_files=str(data_dir / "pref.jsonl"), split="train"),
+                         processing_class=AutoTokenizer.from_pretrained(str(tiny_model_dir)),
+                         peft_config=LoraConfig(r=4, task_type="CAUSAL_LM"))
+    assert trainer.padding_free is False
