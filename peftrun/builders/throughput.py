@@ -78,13 +78,20 @@ def keeps_examples_apart(model: Any) -> bool:
     return bool((flat - alone).abs().max() <= PROBE_TOLERANCE * alone.abs().max())
 
 
+def _padded_fraction(trainer: Any, lengths: list[int]) -> float | None:
+    """The padding share of TRL's padded batches on these lengths (None: no lengths)."""
+    if not lengths:
+        return None
+    return padding_fractions(lengths, trainer.args.per_device_train_batch_size, trainer.args.seed)["padded"]
+
+
 def _settle(plan: Plan, trainer: Any, lengths: list[int]) -> Batching:
     """The chosen batching for a trainer whose rule allows padding-free batches."""
     name, rule = throughput_rule(plan.recipe, plan.hardware)
-    batch = trainer.args.per_device_train_batch_size
-    fraction = padding_fractions(lengths, batch, trainer.args.seed)["padded"] if lengths else None
+    fraction = _padded_fraction(trainer, lengths)
     if name == PADDING_FREE_CHEAPER:
-        costs = epoch_costs(lengths, batch, *model_costs(trainer.model.config), seed=trainer.args.seed)
+        costs = epoch_costs(lengths, trainer.args.per_device_train_batch_size, *model_costs(trainer.model.config),
+                            seed=trainer.args.seed)
         share = f"padding-free {costs.padding_free / max(costs.padded, 1.0):.2f} x the padded compute"
         if not costs.padding_free_cheaper:
             return Batching("padded", f"{rule}: padded batches, {share}", fraction)
@@ -107,13 +114,14 @@ def apply_throughput(plan: Plan, trainer: Any) -> Batching:
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     name, rule = throughput_rule(plan.recipe, plan.hardware)
-    lengths = token_lengths(trainer.train_dataset) if name != "packed" else []
-    if getattr(trainer, "padding_free", False):  # TRL's own: packing, or padding_free in the recipe
-        return Batching("packed" if trainer.args.packing else "padding_free", rule)
+    if getattr(trainer.args, "packing", False):  # TRL packs (padding-free for its BFD strategies)
+        return Batching("packed", rule if name == "packed" else "trainer.packing set by the recipe", 0.0)
+    if getattr(trainer, "padding_free", False):
+        return Batching("padding_free", "trainer.padding_free set by the recipe")
+    lengths = token_lengths(trainer.train_dataset)
     collator = trainer.data_collator
     if name == "padded" or not isinstance(collator, DataCollatorForLanguageModeling) or not lengths:
-        fraction = padding_fractions(lengths, trainer.args.per_device_train_batch_size)["padded"] if lengths else None
-        return Batching("padded", rule, fraction)
+        return Batching("padded", rule, _padded_fraction(trainer, lengths))
     batching = _settle(plan, trainer, lengths)
     if batching.name == "padding_free":
         trainer.data_collator = dataclasses.replace(collator, padding_free=True)
