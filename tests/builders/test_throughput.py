@@ -171,3 +171,12 @@ def test_trls_dpo_trainer_turns_padding_free_off(tmp_path: Path, tiny_model_dir:
                          processing_class=AutoTokenizer.from_pretrained(str(tiny_model_dir)),
                          peft_config=LoraConfig(r=4, task_type="CAUSAL_LM"))
     assert trainer.padding_free is False
+
+
+@pytest.mark.parametrize(("strategy", "padding_free"), [("bfd", True), ("wrapped", False)])
+def test_packing_stays_trls(tmp_path: Path, tiny_model_dir: Path, strategy: str, padding_free: bool) -> None:
+    """Packing is the recipe's choice (it changes which examples share a row): TRL's, named, never added to."""
+    trainer = trainer_for(tmp_path, tiny_model_dir, long_tailed_rows(), packing=True, packing_strategy=strategy,
+                          max_length=64)
+    assert trainer.peftrun_batching.name == "packed"
+    assert trainer.data_collator.padding_free is padding_free
