@@ -17,7 +17,7 @@ from typing import Any
 from peftrun.builders.throughput import Batching, apply_throughput
 from peftrun.recipe.plan import Plan
 
-KEYS = ("useful_tokens_per_s", "padding_fraction")
+KEYS = ("useful_tokens_per_s", "padding_fraction")  # in the logs and the manifest's `training`
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Window:
     def figures(self, now: float) -> dict[str, float]:
         elapsed = max(now - self.start, 1e-9)
         padding = 1.0 - self.useful / self.positions if self.positions else 0.0
-        return {"useful_tokens_per_s": round(self.useful / elapsed, 1), "padding_fraction": round(padding, 4)}
+        return dict(zip(KEYS, (round(self.useful / elapsed, 1), round(padding, 4)), strict=True))
 
 
 def batch_tokens(kwargs: dict[str, Any]) -> tuple[int, int]:
