@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"max_steps": 60, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "logging_steps": 10,
-            "save_strategy": "no", "report_to": "none", "gradient_checkpointing": False, "max_length": 128,
+            "save_strategy": "no", "report_to": "none", "activation_checkpointing": False, "max_length": 128,
             "seed": 42, "use_cpu": True, "bf16": False}
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
 
