@@ -20,12 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"max_steps": 60, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "logging_steps": 10,
-            "save_strategy": "no", "report_to": "none", "gradient_checkpointing": False, "max_length": 128,
+            "save_strategy": "no", "report_to": "none", "activation_checkpointing": False, "max_length": 128,
             "seed": 42, "use_cpu": True, "bf16": False}
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear", "task_type": "CAUSAL_LM"}
 
-# A driver run in a fresh process: times each Trainer step with a callback added to every Trainer.
-DRIVER = r'''
+# A driver run in a fresh process: times each Trainer step with a callback added to every Trainer (TIMING),
+# runs the job through peftrun or a hand-written TRL script (JOB, shared with bench/throughput.py), reports.
+TIMING = r'''
 import json, resource, sys, time
 START = time.perf_counter()
 import transformers
@@ -43,6 +44,8 @@ def patched(self, *a, **k):
     self.add_callback(Timing())
 transformers.Trainer.__init__ = patched
 
+'''
+JOB = r'''
 mode, workdir, model_dir, data, settings, lora = sys.argv[1:7]
 settings, lora = json.loads(settings), json.loads(lora)
 import os; os.chdir(workdir)
@@ -66,6 +69,8 @@ else:
                          peft_config=LoraConfig(**lora))
     trainer.train()
     trainer.save_model("out")
+'''
+REPORT = r'''
 steps = marks["steps"]
 print(json.dumps({
     "startup_s": marks["first_step"] - START,
@@ -74,6 +79,7 @@ print(json.dumps({
     "total_s": time.perf_counter() - START,
 }))
 '''
+DRIVER = TIMING + JOB + REPORT
 
 
 def build_fixture(folder: Path, examples: int, hidden: int) -> tuple[Path, Path]:
@@ -87,11 +93,12 @@ def build_fixture(folder: Path, examples: int, hidden: int) -> tuple[Path, Path]
     return model_dir, tiny.write_jsonl(folder / "train.jsonl", rows)
 
 
-def measure(mode: str, folder: Path, model_dir: Path, data: Path, settings: dict) -> dict:
+def measure(mode: str, folder: Path, model_dir: Path, data: Path, settings: dict, driver: str = DRIVER) -> dict:
+    """One fresh process of `driver` (peftrun or TRL); its last stdout line, a JSON object."""
     work = Path(tempfile.mkdtemp(dir=folder, prefix=mode))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, mode, str(work), str(model_dir), str(data), json.dumps(settings), json.dumps(LORA)],
+        [sys.executable, "-c", driver, mode, str(work), str(model_dir), str(data), json.dumps(settings), json.dumps(LORA)],
         capture_output=True, text=True, env=env, check=False,
     )
     if done.returncode != 0:

@@ -8,6 +8,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+from peftrun.data.batching import padding_fractions, padding_line
 from peftrun.data.loading import TrainingData
 
 MARK_OPEN, MARK_CLOSE = "[[", "]]"
@@ -99,6 +100,8 @@ def report(data: TrainingData, tokenizer: Any, args: Any, trainer_type: str, sho
     kept = [pairs for pairs in seen if any(lab != -100 for _, lab in pairs)]  # TRL drops the rest
     out["lengths"]["dropped"] = len(seen) - len(kept)
     out["examples"] = [example(tokenizer, [t for t, _ in pairs], [lab for _, lab in pairs]) for pairs in kept[:show]]
+    out["padding"] = {"batch_size": args.per_device_train_batch_size,
+                      **padding_fractions([len(p) for p in kept], args.per_device_train_batch_size, args.seed)}
     return out
 
 
@@ -114,6 +117,7 @@ def as_text(result: dict[str, Any]) -> str:
                         if limit is not None else "no max_length: nothing is truncated"))
         if stats["dropped"]:
             lines.append(f"  {stats['dropped']} example(s) keep no trained token after truncation: the trainer drops them")
+        lines.append(padding_line(result["padding"]))
     for i, item in enumerate(result["examples"]):
         lines += ["", f"--- example {i + 1}" + (f" (trained tokens marked {MARK_OPEN} {MARK_CLOSE})"
                                                  if item.get("marked") is not None else "")]

@@ -162,7 +162,8 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
 def _forward(model: Any, settings: Settings) -> Any:
     import torch
 
-    ids = torch.zeros((settings.rows, settings.length), dtype=torch.long, device=next(model.parameters()).device)
+    shape = (1, settings.rows * settings.length) if settings.flattened else (settings.rows, settings.length)
+    ids = torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
     if settings.trainer == "reward":
         return model(input_ids=ids, use_cache=False).logits.sum()
     if settings.full_logits:

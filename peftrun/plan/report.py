@@ -36,6 +36,7 @@ def as_data(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
         "fits": estimate.fits,
         "margin_gb": gb(estimate.margin),
         "assumptions": {"batch": settings.batch, "rows": settings.rows, "length": settings.length,
+                        "padding_free_row": settings.flattened,
                         "checkpointing": settings.checkpointing, "optimizer": settings.optim,
                         "loss": "full logits" if settings.full_logits else "TRL fused LM head",
                         "strategy": settings.strategy, "processes": settings.processes,
@@ -52,7 +53,8 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     lines = [
         f"parameters  {params['trainable']:,} trainable of {params['total']:,} ({share:.4%})",
         f"per device  {gpu['count']} x {gpu['name']} ({gpu['memory_gb']} GB), {assumed['strategy']}; "
-        f"batch {assumed['batch']} x {assumed['length']} tokens, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
+        f"batch {assumed['batch']} x {assumed['length']} tokens"
+        f"{' in one padding-free row' if assumed['padding_free_row'] else ''}, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
         f"{assumed['optimizer']}, loss via {assumed['loss']}",
         "",
         *(f"  {part:<12} {memory[part]:>8.2f} GB" for part in PARTS),

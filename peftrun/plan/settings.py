@@ -7,9 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from peftrun.recipe.launch_rules import is_sharded
+from peftrun.recipe.defaults import PADDING_FREE_CHEAPER
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.resolver import throughput_rule
 from peftrun.recipe.schema import trl_table
 
+# Batchings that flatten a batch into one row; the plan takes the worst case of what `auto` may settle on
+FLATTENING = ("padding_free", "packed", PADDING_FREE_CHEAPER)
 GRPO_PROMPT_TOKENS = 512  # TRL 1.16 does not cap GRPO prompts; the plan assumes this prompt length
 
 
@@ -27,6 +31,8 @@ class Settings:
     offload_optimizer: bool
     offload_params: bool
     generation_rows: int = 0  # GRPO: sequences generated at once (their KV cache)
+    flattened: bool = False  # trainer.throughput may flatten the rows into one (padding-free batches): the same
+    # tokens, but eager attention's scores grow with the square of the row
 
     @property
     def sharded(self) -> bool:
@@ -65,6 +71,7 @@ def read_settings(plan: Plan) -> Settings:
     full_logits = bool(setting(plan, "label_smoothing_factor"))  # label smoothing needs the full logits (TRL)
     return Settings(
         trainer=kind, batch=batch, rows=batch * 2 if kind in ("dpo", "reward") else batch, length=length,
+        flattened=throughput_rule(plan.recipe, plan.hardware)[0] in FLATTENING,
         checkpointing=bool(checkpointing), optim=str(setting(plan, "optim") or "adamw_torch_fused"),
         full_logits=full_logits, processes=processes * launch.num_machines, strategy=_strategy(plan),
         offload_optimizer=bool(getattr(launch, "offload_optimizer", False)),

@@ -176,3 +176,42 @@ def learning_rate_rule(trainer_type: str, peft_method: str | None) -> tuple[floa
     name = "LoRA" if peft_method == "lora" else peft_method
     return rate, f"rule learning-rate: {name} = {value:g} x the full fine-tuning {trainer_type} rate {base:g}" + (
         "" if peft_method == "lora" else f" ({source})")
+
+
+# --- throughput rule (trainer.throughput; docs/throughput.md) -------------------------------------
+# Batchings a run can use: padded = TRL's default (every batch padded to its longest example);
+# padding_free = the batch flattened into one row with position ids restarting at each example
+# (transformers keeps the examples apart: masking_utils.find_packed_sequence_indices for sdpa / eager,
+# cu_seq_lens for FlashAttention); packed = TRL's BFD packing, which the recipe asks for (trainer.packing).
+VARLEN_ATTENTION: Final = ("flash_attention_2", "flash_attention_3")
+MASKED_ATTENTION: Final = ("sdpa", "eager")
+PADDING_FREE_TRAINERS: Final = ("sft",)  # TRL 1.16's DPOTrainer turns padding_free off ("temporarily unavailable")
+PADDING_FREE_CHEAPER: Final = "padding_free_if_cheaper"
+
+
+def throughput_rule(trainer_type: str, setting: str, attention: str | None, packing: bool, prompt_learning: bool,
+                    cuda: bool) -> tuple[str, str]:
+    """(batching, rule) for trainer.throughput: what a run batches with and the reason `explain` shows.
+    PADDING_FREE_CHEAPER is settled at run time from the data's token lengths (builders/throughput.py)."""
+    attention = attention or "sdpa"  # transformers' default where the model supports it
+    device = "CUDA" if cuda else "CPU"
+    if setting == "off":
+        return "padded", "trainer.throughput off: TRL's defaults (every batch padded to its longest example)"
+    if packing:
+        return "packed", ("rule throughput-packing: the recipe asks for packing, so TRL packs best-fit-decreasing "
+                          "with position ids (padding-free, examples kept apart)")
+    if trainer_type not in PADDING_FREE_TRAINERS:
+        why = ("TRL 1.16's DPOTrainer turns padding_free off after a refactor" if trainer_type == "dpo"
+               else f"TRL's {trainer_type} trainer has no padding-free collator")
+        return "padded", f"rule throughput-padded: padded batches ({why})"
+    if prompt_learning:
+        return "padded", "rule throughput-padded: padded batches (virtual tokens need the attention mask)"
+    if attention in VARLEN_ATTENTION:
+        return "padding_free", (f"rule throughput-sft-varlen: padding-free batches ({attention} on {device}: "
+                                "varlen kernels keep the examples apart and cost the sum of their own lengths)")
+    if attention in MASKED_ATTENTION:
+        return PADDING_FREE_CHEAPER, (
+            f"rule throughput-sft-masked: padding-free batches when the data's lengths make them cheaper than "
+            f"padding ({attention} on {device} masks the flattened batch, so attention grows with its total length; "
+            "settled at run time from the token lengths, recorded in the manifest)")
+    return "padded", f"rule throughput-padded: padded batches ({attention} is not known to keep packed examples apart)"

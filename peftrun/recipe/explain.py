@@ -35,6 +35,7 @@ def _trainer_rows(plan: Plan) -> list[Row]:
     rows: list[Row] = [("trainer.type", plan.trainer_type, plan.source("trainer.type"))]
     if plan.trainer_type in REWARD_TRAINERS:
         rows.append(("trainer.reward_funcs", plan.recipe.trainer.reward_funcs, plan.source("trainer.reward_funcs")))
+    rows.append(("trainer.throughput", plan.recipe.trainer.throughput, plan.source("trainer.throughput")))
     rows += [(f"trainer.{k}", v, plan.source(f"trainer.{k}")) for k, v in sorted(plan.training_args.items())]
     return rows
 

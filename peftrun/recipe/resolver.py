@@ -18,9 +18,9 @@ from peftrun.recipe.launch_rules import resolve_launch
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.peft_rules import label, peft_rules, trainer_type_rules
-from peftrun.recipe.schema import REWARD_TRAINERS, STANDARD_COLUMNS, QuantizationSection, Recipe
+from peftrun.recipe.schema import REWARD_TRAINERS, STANDARD_COLUMNS, QuantizationSection, Recipe, method_info
 
-TRAINER_OWNED = ("type", "reward_funcs")  # trainer-section keys that are not TRL config fields
+TRAINER_OWNED = ("type", "reward_funcs", "throughput")  # trainer-section keys that are not TRL config fields
 
 
 def _model_dtype(recipe: Recipe, hw: Hardware, notes: Notes) -> str:
@@ -178,6 +178,21 @@ def _new_tokens(recipe: Recipe, notes: Notes) -> dict[str, Any]:
     return {"trainable_tokens": tokens}
 
 
+def _throughput(recipe: Recipe, hw: Hardware, notes: Notes) -> None:
+    """Name the batching rule trainer.throughput resolves to (the builders apply it: builders/throughput.py)."""
+    if recipe.trainer.throughput == "auto":
+        notes.fill("trainer.throughput", throughput_rule(recipe, hw)[1])
+
+
+def throughput_rule(recipe: Recipe, hw: Hardware) -> tuple[str, str]:
+    """(batching, rule) of a recipe's trainer.throughput on `hw` (defaults.throughput_rule)."""
+    peft = recipe.peft
+    return defaults.throughput_rule(
+        str(recipe.trainer.type), recipe.trainer.throughput, recipe.model.attn_implementation,
+        bool(getattr(recipe.trainer, "packing", False)),
+        bool(peft and method_info(peft.method)["prompt_learning"]), hw.cuda)
+
+
 def _trainer_rules(recipe: Recipe, rate: float, flags: dict[str, Any], notes: Notes) -> dict[str, Any]:
     """Trainer values filled by rules; they go into the resolved trainer section (and so into
     recipe.resolved.yaml), not only into the TRL config."""
@@ -212,6 +227,7 @@ def resolve(recipe: Recipe, hardware: Hardware = CPU) -> Plan:
     rate = _learning_rate(recipe, notes)
     tokens_filled = _new_tokens(recipe, notes)
     flags = _precision(recipe, dtype, hardware, notes)
+    _throughput(recipe, hardware, notes)
     output_dir = recipe.output.dir or defaults.OUTPUT_DIR.format(name=recipe.name)
     if recipe.output.dir is None:
         notes.fill("output.dir", defaults.RULES["output.dir"])

@@ -30,6 +30,7 @@ class RunFacts:
     memory_gb: float | None  # the plan's expected peak per device
     device_gb: float | None
     log: Path | None
+    batching: str | None = None  # what trainer.throughput chose at run time (padded, padding_free, packed)
 
 
 def origin(plan: Plan, path: str) -> str:
@@ -91,11 +92,13 @@ def _precision(plan: Plan, args: Any) -> str:
     return f"{mixed}{origin(plan, 'trainer.bf16')}{bits} on {plan.hardware.describe()}"
 
 
-def _batching(plan: Plan, args: Any) -> str:
+def _batching(plan: Plan, args: Any, chosen: str | None) -> str:
+    """`padding-free batches (throughput auto [rule ...])`: what the run batches with and why (the manifest has
+    the whole reason); TRL's own flags where peftrun chose nothing."""
     rule = getattr(plan.recipe.trainer, "throughput", None)
-    head = f"throughput {rule}{origin(plan, 'trainer.throughput')}; " if rule is not None else ""
-    flags = [f"{key} {_arg(plan, args, key)}" for key in ("packing", "padding_free") if hasattr(args, key)]
-    return head + ", ".join(flags)
+    if chosen is not None and rule is not None:
+        return f"{chosen.replace('_', '-')} batches (throughput {rule}{origin(plan, 'trainer.throughput')})"
+    return ", ".join(f"{key} {_arg(plan, args, key)}" for key in ("packing", "padding_free") if hasattr(args, key))
 
 
 def _steps(plan: Plan, facts: RunFacts) -> str:
@@ -133,7 +136,7 @@ def render(plan: Plan, args: Any, facts: RunFacts) -> str:
         ("steps", f"{_steps(plan, facts)}; learning rate {_arg(plan, args, 'learning_rate')}"),
         ("schedule", _schedule(plan, args)),
         ("precision", _precision(plan, args)),
-        ("batching", _batching(plan, args)),
+        ("batching", _batching(plan, args, facts.batching)),
         ("memory", _memory(facts)),
         ("output", f"{plan.output_dir}{log}"),
     ]
@@ -141,7 +144,7 @@ def render(plan: Plan, args: Any, facts: RunFacts) -> str:
     return "\n".join([head, *(f"  {key:<10} {value}" for key, value in rows if value), ""])
 
 
-def banner_for(plan: Plan, data: Any, estimate: Any) -> Any:
+def banner_for(plan: Plan, data: Any, estimate: Any, batching: str | None = None) -> Any:
     """The banner as a function of what the trainer knows when training begins: (args, state, model) -> text."""
     from peftrun.launch import ranks
     from peftrun.train import progress
@@ -158,7 +161,7 @@ def banner_for(plan: Plan, data: Any, estimate: Any) -> Any:
             max_steps=state.max_steps, epochs=state.num_train_epochs, world_size=ranks.world_size(),
             loaded_from=model_source(plan)[0],
             memory_gb=estimate.memory.band["expected"] / 1e9 if estimate is not None else None,
-            device_gb=device / 1e9 if device else None, log=progress.log_path())
+            device_gb=device / 1e9 if device else None, log=progress.log_path(), batching=batching)
         return render(plan, args, facts)
 
     return banner

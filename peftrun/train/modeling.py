@@ -32,6 +32,16 @@ def model_source(plan: Plan) -> tuple[str, dict[str, Any]]:
     return model.name_or_path, {"revision": model.revision} if model.revision else {}
 
 
+def planned_on_source(plan: Plan) -> Plan:
+    """The plan with its model section on the directory the weights load from: for a GGUF checkpoint the
+    converted cache (built once; the run loads from it anyway), whose config.json the memory plan reads in
+    milliseconds instead of the GGUF metadata (seconds). Other models are unchanged."""
+    model = plan.recipe.model
+    if not model.gguf_file:
+        return plan
+    return plan.with_sections(model=model.model_copy(update={"name_or_path": model_source(plan)[0], "gguf_file": None}))
+
+
 def gguf_cache_root() -> Path:
     """Where dequantized GGUF checkpoints are kept: $PEFTRUN_CACHE/gguf (default ~/.cache/peftrun/gguf)."""
     return Path(os.environ.get("PEFTRUN_CACHE", Path.home() / ".cache" / "peftrun")) / "gguf"

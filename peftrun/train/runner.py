@@ -24,7 +24,7 @@ from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import REWARD_TRAINERS
-from peftrun.train import checkpoints, guards, lock, progress, rundir, sharded
+from peftrun.train import checkpoints, guards, lock, progress, rundir, sharded, throughput
 
 
 def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
@@ -191,11 +191,11 @@ def _load_inputs(plan: Plan, model: Any, args: Any) -> tuple[Any, Any, Any, Any,
     from peftrun.data.checks import check_before_training
     from peftrun.data.templates import fit_embeddings, require_template
     from peftrun.plan.estimate import estimate_or_warn
-    from peftrun.train.modeling import load_model, load_tokenizer
+    from peftrun.train.modeling import load_model, load_tokenizer, planned_on_source
     from peftrun.train.teacher import load_teacher
 
     data = load_training_data(plan)
-    estimate = estimate_or_warn(plan) if model is None else None
+    estimate = estimate_or_warn(planned_on_source(plan)) if model is None else None  # GGUF: its converted config
     tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
     checks, local_rank = check_before_training(plan, data, tokenizer, args), args.local_process_index
@@ -219,10 +219,11 @@ def _train(plan: Plan, args: Any, model: Any, tokenizer: Any, data: Any, extras:
     init_data_pass.before_wrap(plan, model, data, tokenizer)  # CorDA (EVA runs after the wrap)
     trainer = build_trainer(plan, args, model, tokenizer, data, extras,
                             callbacks=[stopper.callback(), checkpoints.completion_callback()])
+    batching = throughput.install(plan, trainer)  # what trainer.throughput chose; tokens per second in the logs
     if trainer.train_dataset is not None and len(trainer.train_dataset) == 0:
         raise DataError("no training example is left after tokenization: each lost its trained tokens to "
                         "truncation at trainer.max_length; raise it (`peftrun data RECIPE` shows the lengths)")
-    progress.attach(trainer, banner_for(plan, data, estimate))
+    progress.attach(trainer, banner_for(plan, data, estimate, batching.name))
     expose_output_bias(trainer.model)
     init_data_pass.after_wrap(plan, trainer, data, tokenizer)
     guards.watch_non_finite(plan, trainer)
@@ -271,6 +272,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         "trainable_parameters": trainable,
         "total_parameters": total,
         "tokens_per_s": progress.tokens_per_s(trainer),
+        **throughput.record(trainer),
     }
     plot = plot_losses(history, run_dir / "loss.png", plan.recipe.name)
     merged = None

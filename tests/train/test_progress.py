@@ -17,7 +17,8 @@ import peftrun
 from peftrun.train.progress import progress_line, quiet
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^step +\d+/\d+  loss \d+\.\d{4}  lr \d\.\d\de-\d\d  [\d,]+ tok/s  \d+\.\d\d s/step  ETA \d+m\d\ds$")
+LINE = re.compile(r"^step +\d+/\d+  loss \d+\.\d{4}  lr \d\.\d\de-\d\d  [\d,]+ tok/s(  padding \d+%)?  \d+\.\d\d s/step  "
+                  r"ETA \d+m\d\ds$")
 EVAL_LINE = re.compile(r"^step +\d+/\d+  eval loss \d+\.\d{4}$")
 
 

@@ -75,6 +75,13 @@ def _trainer_model(kind: str) -> type[Section]:
         Union[float, Literal["auto"]],
         Field("auto", description="Peak learning rate; auto = peftrun's learning-rate rule for the trainer and PEFT method."),
     )
+    fields["throughput"] = (
+        Literal["auto", "off"],
+        Field("auto", description="Batching: auto = the fastest batching that keeps every example's loss exact "
+                                  "(padding-free batches where they are correct and cheaper; `explain` names the "
+                                  "rule, docs/throughput.md); off = TRL's plain defaults (every batch padded to its "
+                                  "longest example)."),
+    )
     if kind in REWARD_TRAINERS:
         fields["reward_funcs"] = (
             list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")]],
