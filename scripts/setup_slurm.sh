@@ -3,7 +3,8 @@
 # Idempotent: installs the packages only when missing, rewrites the config only when it changed, starts
 # only the daemons that are not running, and returns once the node accepts jobs. Needs root.
 #
-# The node is this host with 2 CPUs (OverSubscribe so that two tasks fit even on a 1-core machine); no
+# The node is this host with 2 CPUs (OverSubscribe so that two tasks fit even on a 1-core machine), and a
+# requeued job waits 10 s before it starts again (cred_expire, 120 s by default); no
 # cgroups (proctrack/linuxproc, task/none), so it runs in a container as well as on a laptop.
 set -euo pipefail
 
@@ -41,6 +42,7 @@ SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=10
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid

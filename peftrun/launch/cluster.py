@@ -91,5 +91,5 @@ def check_processes(recipe: Recipe, gpu: str | None, gpus_per_node: int | None) 
 
 
 def fixed_port(plan: Plan) -> bool:
-    """The recipe names its own rendezvous port (else the job picks one from its id)."""
-    return given(plan, "launch.main_process_port")
+    """The recipe names its own rendezvous port (else the job picks one from its id: job_overrides)."""
+    return given(plan, "launch.main_process_port") and MAIN_PORT not in plan.recipe.sources["launch.main_process_port"]
