@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     plan = checked_plan(load_recipe(args.recipe, overrides), target_hardware(args.gpu, gpus))
     ensure_offline_mode()
     nodes = plan.recipe.launch.num_machines
-    check_job(plan, nodes, allow_local=args.allow_local_fs)
+    check_job(plan, nodes, storage=args.to == "slurm", allow_local=args.allow_local_fs)
     text = rundir.resolved_recipe_text(plan)
     rundir.check(Path(plan.output_dir), args.recipe, text, overwrite=args.overwrite, resume=args.resume)
     first = ("--overwrite",) if args.overwrite else ("--resume",) if args.resume else ()

@@ -72,14 +72,17 @@ def memory_problems(plan: Plan) -> list[Problem]:
                     f"--gpu ... --gpus N` shows what fits (more GPUs with a sharded strategy, a smaller batch, 4-bit)")]
 
 
-def check_job(plan: Plan, nodes: int, *, allow_local: bool = False, mounts: list[Mount] | None = None) -> None:
-    """Refuse the job (RecipeError, exit 2) with every problem found, before anything is submitted."""
+def check_job(plan: Plan, nodes: int, *, storage: bool = True, allow_local: bool = False,
+              mounts: list[Mount] | None = None) -> None:
+    """Refuse the job (RecipeError, exit 2) with every problem found, before anything is submitted. `storage`:
+    the job's nodes mount this machine's filesystems (a Slurm cluster's login node; not a cloud's new machines)."""
     problems: list[Problem] = []
     try:
         preflight(plan)
     except RecipeError as exc:
         problems += exc.problems
-    problems += storage_problems(plan, nodes, read_mounts() if mounts is None else mounts, allow_local)
+    if storage:
+        problems += storage_problems(plan, nodes, read_mounts() if mounts is None else mounts, allow_local)
     problems += gpu_problems(plan)
     if not problems:
         problems += memory_problems(plan)
