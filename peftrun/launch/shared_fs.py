@@ -58,7 +58,7 @@ def existing_parent(path: Path) -> Path:
 
 def mount_of(path: Path, mounts: list[Mount]) -> Mount | None:
     """The filesystem holding `path`: the longest mount point above it (the last one mounted wins)."""
-    target = str(existing_parent(path))
+    target = str(path.resolve())  # symbolic links of the part that exists resolved
     best: Mount | None = None
     for mount in mounts:
         point = mount.point.rstrip("/") or "/"

@@ -170,3 +170,21 @@ def test_submit_without_sbatch_says_where_to_run_it(in_tmp: Path, monkeypatch: p
 def test_python_is_this_interpreter(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, write_recipe) -> None:
     script = submit(str(write_recipe(recipe(tiny_model_dir, data_dir)))).read_text()
     assert f"peftrun-node {sys.executable} -m peftrun run .peftrun/jobs/t.yaml" in script
+
+
+def test_the_carried_recipe_builds_the_same_library_objects(in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
+                                                            write_recipe) -> None:
+    """The job runs what explain showed: its recipe (every field written out, nulls included) resolves to the
+    same PEFT config and training arguments as the recipe it came from."""
+    from peftrun.builders import build_peft_config, build_training_args
+    from peftrun.recipe.hardware import CPU
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.recipe.validation import checked_plan
+
+    path = write_recipe(recipe(tiny_model_dir, data_dir))
+    script = submit(str(path)).read_text()
+    carried = in_tmp / "carried.yaml"
+    carried.write_text(script.split("<<'PEFTRUN_RECIPE_END'\n")[1].split("\nPEFTRUN_RECIPE_END\n")[0])
+    before, after = (checked_plan(load_recipe(p), CPU) for p in (path, carried))
+    assert build_peft_config(after) == build_peft_config(before)
+    assert build_training_args(after).to_dict() == build_training_args(before).to_dict()
