@@ -66,7 +66,7 @@ def wait_for(job: str, states: tuple[str, ...] = (), timeout: float = 240) -> st
 
 
 def log_of(job: str) -> str:
-    return next(Path(".peftrun/jobs").glob(f"*-{job}.out")).read_text()
+    return next(Path(".peftrun/jobs").glob(f"*-{job}.out")).read_text(errors="replace")  # two tasks interleave bytes
 
 
 def adapter(run_dir: Path) -> dict[str, Any]:
@@ -127,6 +127,18 @@ def test_a_two_node_job_trains_one_run(slurm: None, in_tmp: Path, tiny_model_dir
     assert manifest["launch"]["num_machines"] == 2
     assert "--machine_rank 0 --main_process_ip" in log and "--machine_rank 1 --main_process_ip" in log
     assert log.count("done: t in") == 1  # one run, finished by rank 0 of machine 0
+
+
+def test_now_submits_and_prints_the_job_id(slurm: None, in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
+                                          write_recipe, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_recipe(recipe(tiny_model_dir, data_dir, max_steps=2))
+    assert main(["submit", str(path), "--to", "slurm", "--now"]) == 0
+    job = capsys.readouterr().out.strip()
+    assert job.isdigit()
+    wait_for(job)
+    manifest = json.loads((in_tmp / "runs" / "t" / "manifest.json").read_text())
+    assert manifest["world_size"] == 1 and manifest["training"]["steps"] == 2, log_of(job)[-3000:]
+    assert (in_tmp / "t.sbatch").is_file()  # the file that was submitted stays for review
 
 
 def test_the_checkpoint_signal_requeues_the_job_and_it_resumes_to_the_same_weights(
