@@ -83,13 +83,13 @@ def main(args: argparse.Namespace) -> int:
     text = rundir.resolved_recipe_text(plan)
     rundir.check(Path(plan.output_dir), args.recipe, text, overwrite=args.overwrite, resume=args.resume)
     first = ("--overwrite",) if args.overwrite else ("--resume",) if args.resume else ()
-    job = Job(plan, text, nodes, gpus or 0 if args.gpu else 0, Path.cwd(), sys.executable, first,
+    job = Job(plan, text, nodes, gpus or 0, Path.cwd(), sys.executable, first,
               plan.hardware.name if args.gpu else None, args.partition, args.time, args.stop_before,
               rundir.library_versions())
     out = Path(args.output or f"{job.name}.{scheduler.suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(scheduler.render(job))
-    Path(job.recipe_file).parent.mkdir(parents=True, exist_ok=True)  # the job's recipe and Slurm's log go there
+    Path(job.JOBS).mkdir(parents=True, exist_ok=True)  # the job's recipe and Slurm's log go there
     print(f"wrote {out}: {nodes} node(s), the recipe as resolved for "
           f"{f'{gpus} x {plan.hardware.name}' if args.gpu else 'CPUs'} per node", file=sys.stderr)
     if args.now:

@@ -60,10 +60,12 @@ class Job:
         return (f"{total} process{'es' if total != 1 else ''} ({launch.num_processes} per node on {self.nodes} "
                 f"node{'s' if self.nodes != 1 else ''}), {strategy_name(launch)}")
 
+    JOBS = ".peftrun/jobs"  # relative to workdir: the jobs' recipes (and Slurm's logs)
+
     @property
     def recipe_file(self) -> str:
-        """Where the job writes its recipe (relative to workdir; one per job, kept across requeues)."""
-        return f".peftrun/jobs/{self.name}.yaml"
+        """Where the job writes its recipe (a scheduler may add its job id to the name)."""
+        return f"{self.JOBS}/{self.name}.yaml"
 
 
 def job_overrides(recipe: Recipe, ranks: RankVariables, nodes: int | None, gpus_per_node: int | None) -> list[str]:

@@ -68,7 +68,7 @@ def run_script(job: Job) -> str:
     lines = [
         "set -e",
         f'export {MAIN_ADDR}="$(echo "$SKYPILOT_NODE_IPS" | head -n 1)"',
-        f"mkdir -p {shlex.quote(str(Path(job.recipe_file).parent))}",
+        f"mkdir -p {shlex.quote(job.JOBS)}",
         f"cat > {shlex.quote(job.recipe_file)} <<'PEFTRUN_RECIPE_END'",
         job.recipe_text.rstrip("\n"),
         "PEFTRUN_RECIPE_END",

@@ -34,6 +34,7 @@ from peftrun.recipe.launch_command import launch_argv
 
 RANKS = RankVariables(node_rank="SLURM_PROCID")
 STOP_SIGNAL = "USR1"
+JOB_ID = "${SLURM_JOB_ID}"  # an array job's task would add _${SLURM_ARRAY_TASK_ID}
 END = "PEFTRUN_RECIPE_END"
 NCCL_ENV = (  # (variable, value, why); a value the submitting shell exports wins
     ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", "a lost peer fails the job instead of hanging it until the time limit"),
@@ -54,7 +55,7 @@ def directives(job: Job) -> list[str]:
         "--requeue",
         "--open-mode=append",
         f"--chdir={job.workdir}",
-        f"--output={Path(job.recipe_file).parent}/%x-%j.out",
+        f"--output={job.JOBS}/%x-%j.out",
     ]
     return [f"#SBATCH {line}" for line in lines]
 
@@ -63,19 +64,20 @@ def recipe_block(job: Job) -> list[str]:
     """Write the carried recipe (the heredoc delimiter is quoted: the text is written as is)."""
     if END in job.recipe_text:
         raise LaunchError(f"the recipe contains {END}, which ends the script's copy of it; rename that value")
-    target = shlex.quote(job.recipe_file)
     return [
-        f"mkdir -p {shlex.quote(str(Path(job.recipe_file).parent))}",
-        f"cat > {target}.tmp <<'{END}'",
+        f"RECIPE={shlex.quote(job.recipe_file)}",
+        f'RECIPE="${{RECIPE%.yaml}}-{JOB_ID}.yaml"  # one per job: two jobs of this recipe stay apart',
+        f"mkdir -p {shlex.quote(job.JOBS)}",
+        f"cat > \"$RECIPE.tmp\" <<'{END}'",
         job.recipe_text.rstrip("\n"),
         END,
-        f"mv {target}.tmp {target}",
+        'mv "$RECIPE.tmp" "$RECIPE"',
     ]
 
 
 def _reviewed_command(job: Job) -> str:
     """The accelerate command each node's peftrun starts, with Slurm's values by name (for the reader)."""
-    argv = launch_argv(job.plan, ["run", job.recipe_file], python=job.python)
+    argv = launch_argv(job.plan, ["run", "$RECIPE"], python=job.python)
     shown = {"--machine_rank": f"${RANKS.node_rank}", "--main_process_ip": f"${MAIN_ADDR}"}
     if not fixed_port(job.plan):
         shown["--main_process_port"] = f"${MAIN_PORT}"
@@ -109,7 +111,7 @@ def run_block(job: Job) -> list[str]:
         f"trap on_stop {STOP_SIGNAL}",
         "",
         f"# each node runs: {_reviewed_command(job)}",
-        f'srun --kill-on-bad-exit=1 {shlex.join(task)} {shlex.quote(job.recipe_file)} "${{MODE[@]}}" &',
+        f'srun --kill-on-bad-exit=1 {shlex.join(task)} "$RECIPE" "${{MODE[@]}}" &',
         "tasks=$!",
         "while true; do  # the trap interrupts wait: wait again until the tasks end",
         '    wait "$tasks"; status=$?',

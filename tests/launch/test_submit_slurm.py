@@ -181,7 +181,8 @@ def test_submit_without_sbatch_says_where_to_run_it(in_tmp: Path, monkeypatch: p
 
 def test_python_is_this_interpreter(in_tmp: Path, tiny_model_dir: Path, data_dir: Path, write_recipe) -> None:
     script = submit(str(write_recipe(recipe(tiny_model_dir, data_dir)))).read_text()
-    assert f"peftrun-node {sys.executable} -m peftrun run .peftrun/jobs/t.yaml" in script
+    assert f"peftrun-node {sys.executable} -m peftrun run \"$RECIPE\"" in script
+    assert "RECIPE=.peftrun/jobs/t.yaml\nRECIPE=\"${RECIPE%.yaml}-${SLURM_JOB_ID}.yaml\"" in script
 
 
 def test_the_carried_recipe_builds_the_same_library_objects(in_tmp: Path, tiny_model_dir: Path, data_dir: Path,
