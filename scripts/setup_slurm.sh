@@ -69,7 +69,7 @@ ResumeTimeout=60
 GresTypes=gpu
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
-# GPU nodes that exist only in the config (CLOUD: powered down, never resumed since no job is sent there): `sbatch --test-only` checks GPU jobs of several nodes against them
+# GPU nodes that exist only in the config (CLOUD: powered down, never resumed since no job is sent there): sbatch --test-only checks GPU jobs of several nodes against them
 NodeName=gpu[1-4] CPUs=64 RealMemory=512000 Gres=gpu:8 State=CLOUD
 PartitionName=gpu Nodes=gpu[1-4] MaxTime=INFINITE State=UP
 EOF
