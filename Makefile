@@ -9,7 +9,7 @@ YLS_VERSION := 2.0.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-fast test-min wheel-check quickstart bench clean
+.PHONY: setup test test-fast test-min wheel-check quickstart bench clean slurm sky-venv
 
 # torch first, from the pin in constraints.txt (a CPU build on this machine; any other spec pulls CUDA).
 $(STAMP): pyproject.toml constraints.txt
@@ -24,8 +24,22 @@ setup: $(STAMP)
 $(MODEL): | $(STAMP)
 	PY=$(PY) bash scripts/fetch_model.sh
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# The Slurm tests need a local Slurm (installed and started as root by scripts/setup_slurm.sh; quick when running).
+slurm:
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/setup_slurm.sh; else echo "make slurm: not root, the local Slurm is not started (its tests fail in CI, skip elsewhere)"; fi
+
+# SkyPilot's own parser checks the tasks `peftrun submit --to skypilot` writes; it lives in a venv of its own
+# because SkyPilot pins click<=8.1 (docs/cluster.md).
+SKY_VENV := .sky-venv
+$(SKY_VENV)/.installed:
+	$(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/pip install -q "skypilot==0.14.1"
+	touch $@
+
+sky-venv: $(SKY_VENV)/.installed
+
+test: $(STAMP) $(SKY_VENV)/.installed slurm
+	PEFTRUN_SKY_PYTHON=$(SKY_VENV)/bin/python $(PY) -m pytest -q
 
 # The tests that build or load no model (the recipe layer, the CLI's light commands): well under a minute.
 test-fast: $(STAMP)
@@ -50,4 +64,4 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) .venv-min .tools runs
+	rm -rf $(VENV) .venv-min .tools $(SKY_VENV) runs .peftrun

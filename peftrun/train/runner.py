@@ -45,14 +45,15 @@ def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
 
 
 class _StopOnSignal:
-    """SIGINT / SIGTERM ask the trainer to save a checkpoint and stop after the current step."""
+    """SIGINT / SIGTERM / SIGUSR1 (a Slurm job before its time limit) ask the trainer to save a checkpoint and
+    stop after the current step."""
 
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopOnSignal":
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
