@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.recipe.schema.recipe import Recipe
+from peftrun.recipe.schema.sweep import SweepSection
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 INTERPOLATION = {"type": "string", "pattern": r"^\$\{.+\}$", "description": "An interpolation: ${oc.env:VAR,default}, ${name}."}
@@ -116,9 +117,25 @@ def recipe_json_schema() -> dict[str, Any]:
     return schema
 
 
+def sweep_json_schema() -> dict[str, Any]:
+    """A sweep file's schema: a recipe's, and its `sweep:` section (recipe/schema/sweep.py)."""
+    schema = recipe_json_schema()
+    raw = SweepSection.model_json_schema()
+    shaper = _Shaper(raw.pop("$defs", {}))
+    schema["$defs"].update({name: shaper.node(node) for name, node in shaper.defs.items()})
+    schema["$defs"]["SweepSection"] = shaper.node(raw)
+    schema["properties"]["sweep"] = {"$ref": "#/$defs/SweepSection"}
+    schema["title"] = "peftrun sweep"
+    return schema
+
+
 def recipe_json_schema_text() -> str:
     return json.dumps(recipe_json_schema(), indent=1, sort_keys=True) + "\n"
 
 
-def default_schema_path() -> Path:
-    return Path(__file__).resolve().parents[3] / "schemas" / "recipe.schema.json"
+def sweep_json_schema_text() -> str:
+    return json.dumps(sweep_json_schema(), indent=1, sort_keys=True) + "\n"
+
+
+def default_schema_path(name: str = "recipe") -> Path:
+    return Path(__file__).resolve().parents[3] / "schemas" / f"{name}.schema.json"
