@@ -36,9 +36,11 @@ def peft_kwargs(plan: Plan) -> dict[str, Any]:
     method = section.method
     ours = method_defaults(method)
     kwargs: dict[str, Any] = {"task_type": plan.task_type}
-    for key in type(section).model_fields:
+    for key, field in type(section).model_fields.items():
         if key not in ("method", "task_type", "trainable_tokens") and (key in section.model_fields_set or key in ours):
             value = getattr(section, key)
+            if value is None and field.default is None:  # null = PEFT's own default (a resolved recipe writes it)
+                continue
             kwargs[key] = value.model_dump() if isinstance(value, BaseModel) else value  # nested PEFT configs
     if "target_modules" in kwargs and takes_presets(method):
         kwargs["target_modules"] = target_modules(kwargs["target_modules"])
