@@ -25,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.recipe import defaults
 from peftrun.recipe.bases import GIT_PREFIX, PACKAGE_PREFIX, Context
 from peftrun.recipe.hardware import Hardware, probe_light
 from peftrun.recipe.loader import Sources, load_recipe, read_yaml
@@ -49,8 +50,8 @@ class SweepFile:
 
     @property
     def directory(self) -> Path:
-        """The sweep directory: the recipe's output.dir (trials go below it)."""
-        return Path(self.recipe.output.dir)
+        """The sweep directory: the recipe's output.dir, by default runs/NAME (trials go below it)."""
+        return Path(self.recipe.output.dir or defaults.OUTPUT_DIR.format(name=self.recipe.name))
 
     def definition(self) -> dict[str, Any]:
         """What makes two starts the same sweep (a restart must not change it)."""
