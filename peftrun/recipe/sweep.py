@@ -29,6 +29,7 @@ from peftrun.recipe import defaults
 from peftrun.recipe.bases import GIT_PREFIX, PACKAGE_PREFIX, Context
 from peftrun.recipe.hardware import Hardware, probe_light
 from peftrun.recipe.loader import Sources, load_recipe, read_yaml
+from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import Recipe
 from peftrun.recipe.schema.sweep import Range, Space, SweepSection
 from peftrun.recipe.validation import checked_plan
@@ -80,13 +81,16 @@ def load_sweep(path: str | Path, overrides: Iterable[str] = (), hardware: Hardwa
                                   "(sampler, trials, metric, params); a plain recipe runs with `peftrun RECIPE`"),
                           source=label)
     section, problems = _section(data[SECTION], sources)
+    hardware = hardware or probe_light()
     with _stand_in(path, sources, label) as ctx:
         try:
             recipe = load_recipe(path, overrides, bases=ctx())
+            plan = checked_plan(recipe, hardware)
         except RecipeError as error:
             raise RecipeError(problems + error.problems, source=label) from None
         if section is not None:
-            problems += _check_params(path, section, overrides, sources, hardware or probe_light(), ctx)
+            problems += _prune_problems(section, plan, sources)
+            problems += _check_params(path, section, overrides, sources, hardware, ctx)
     if problems:
         raise RecipeError(problems, source=label)
     assert section is not None
@@ -169,6 +173,20 @@ def _section_lines(sources: Sources, count: int) -> tuple[int, int]:
     start = _line(sources[(SECTION,)])
     later = [_line(s) for p, s in sources.items() if len(p) == 1 and _line(s) > start]
     return start, (min(later) - 1 if later else count - 1)
+
+
+def _prune_problems(section: SweepSection, plan: Plan, sources: Sources) -> list[Problem]:
+    """Pruning reads the metric each checkpoint logged during training: both must happen."""
+    if not section.prune:
+        return []
+    where, args, problems = sources.get((SECTION, "prune"), ""), plan.training_args, []
+    if args.get("eval_strategy") in (None, "no"):
+        problems.append(Problem(where, f"{SECTION}.prune", "pruning needs evaluations during training: set "
+                                "trainer.eval_strategy (steps or epoch) and an eval set (dataset.eval)"))
+    if args.get("save_strategy") == "no":
+        problems.append(Problem(where, f"{SECTION}.prune", "pruning reads the metric from each checkpoint: "
+                                "trainer.save_strategy cannot be `no`"))
+    return problems
 
 
 def _check_params(path: Path, section: SweepSection, overrides: tuple[str, ...], sources: Sources,

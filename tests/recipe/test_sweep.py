@@ -148,3 +148,11 @@ def test_sweep_check_stays_light(in_tmp: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "sweep.yaml: valid; tpe sampler, 4 trials, minimize eval_loss, into runs/lr-rank"
     assert json.loads(lines[-1]) == [0, []]
+
+
+def test_pruning_needs_evaluations_and_checkpoints_during_training(in_tmp: Path) -> None:
+    text = SWEEP.replace("  trials: 4\n", "  trials: 4\n  prune: true\n").replace("seed: 7", "seed: 7\ntrainer: {save_strategy: 'no'}")
+    assert problems(write(in_tmp, text)) == [
+        "sweep.yaml:7:3: sweep.prune: pruning needs evaluations during training: set trainer.eval_strategy (steps or "
+        "epoch) and an eval set (dataset.eval)",
+        "sweep.yaml:7:3: sweep.prune: pruning reads the metric from each checkpoint: trainer.save_strategy cannot be `no`"]
