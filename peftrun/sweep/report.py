@@ -50,7 +50,7 @@ def as_table(table: list[dict[str, Any]], params: list[str], metric: str) -> str
 
 def plot(table: list[dict[str, Any]], sweep: SweepFile, path: Path) -> Path | None:
     """The metric of each complete trial against each parameter (None before any trial completes)."""
-    done = [r for r in table if r["value"] is not None]
+    done = complete(table)
     if not done:
         return None
     import matplotlib
@@ -74,8 +74,13 @@ def plot(table: list[dict[str, Any]], sweep: SweepFile, path: Path) -> Path | No
     return path
 
 
+def complete(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials that ran to the end with a metric (a pruned trial's value is its last intermediate one)."""
+    return [r for r in table if r["status"] == "complete" and r["value"] is not None and not math.isnan(r["value"])]
+
+
 def best_row(table: list[dict[str, Any]], goal: str) -> dict[str, Any] | None:
-    done = [r for r in table if r["value"] is not None and not math.isnan(r["value"])]
+    done = complete(table)
     pick = min if goal == "minimize" else max
     return pick(done, key=lambda r: r["value"]) if done else None
 

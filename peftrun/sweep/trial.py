@@ -175,7 +175,7 @@ def run_trial(sweep: SweepFile, where: SweepDir, chosen: Next, hardware: Hardwar
     number = chosen.trial.number
     run_dir = where.trial_dir(number)
     overrides = trial_overrides(sweep, chosen.params, run_dir)
-    outcome = None if chosen.resumed else plan_gate(where.recipe, overrides, hardware)
+    outcome = plan_gate(where.recipe, overrides, hardware)
     if outcome is None:
         metric = sweep.section.metric.name
         progress = Progress(chosen, metric) if sweep.section.prune else None
