@@ -221,5 +221,5 @@ def trial_recipe_text(path: Path, data: Mapping[str, Any]) -> str:
         entries = [bases] if isinstance(bases, str) else list(bases)
         recipe["extends"] = [e if e.startswith((PACKAGE_PREFIX, GIT_PREFIX)) else str((path.parent / e).resolve())
                              for e in entries]
-    header = f"# The recipe every trial of {path} runs (written by `peftrun sweep`; each trial adds its values)\n"
+    header = f"# The recipe every trial of {path.name} runs (written by `peftrun sweep`; each trial adds its values)\n"
     return header + yaml.safe_dump(recipe, sort_keys=False)

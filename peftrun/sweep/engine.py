@@ -9,6 +9,7 @@ the work without running a trial twice.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from peftrun.errors import TrainingError
 from peftrun.recipe.hardware import Hardware
@@ -36,7 +37,7 @@ def run_sweep(sweep: SweepFile, hardware: Hardware, trials: int | None = None) -
     return _report(sweep, where, study)
 
 
-def _report(sweep: SweepFile, where: SweepDir, study: object) -> Path:
+def _report(sweep: SweepFile, where: SweepDir, study: Any) -> Path:
     table = report.rows(study)
     print()
     print(report.as_table(table, list(sweep.section.params), sweep.section.metric.name))

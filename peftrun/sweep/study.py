@@ -35,11 +35,26 @@ class SweepDir:
 
     root: Path
 
-    journal = property(lambda self: self.root / "optuna.journal")
-    recipe = property(lambda self: self.root / "sweep.recipe.yaml")  # the plain recipe every trial runs
-    lock = property(lambda self: self.root / ".sweep.lock")
-    best = property(lambda self: self.root / "best.yaml")
-    plot = property(lambda self: self.root / "metric.png")
+    @property
+    def journal(self) -> Path:
+        return self.root / "optuna.journal"
+
+    @property
+    def recipe(self) -> Path:
+        """The plain recipe every trial runs."""
+        return self.root / "sweep.recipe.yaml"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / ".sweep.lock"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "best.yaml"
+
+    @property
+    def plot(self) -> Path:
+        return self.root / "metric.png"
 
     def trial_dir(self, number: int) -> Path:
         return self.root / f"trial-{number:03d}"

@@ -3,6 +3,7 @@ next one, the budget and the sweep's definition hold (real Optuna storage; no tr
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 from peftrun.errors import RunDirError
 from peftrun.recipe.sweep import load_sweep
-from peftrun.sweep.study import SweepDir, distributions, grid_points, next_trial, open_study
+from peftrun.sweep.study import SweepDir, distributions, grid_points, next_trial, open_study, spent_minutes
 
 pytest.importorskip("optuna")
 
@@ -76,3 +77,15 @@ def test_a_sweep_directory_holds_one_sweep(sweep, in_tmp: Path) -> None:  # noqa
     changed = load_sweep(in_tmp / "sweep.yaml")
     with pytest.raises(RunDirError, match=r"holds a different sweep \(its sweep changed\)"):
         open_study(changed, SweepDir(changed.directory))
+
+
+def test_the_time_budget_stops_new_trials(sweep, in_tmp: Path) -> None:  # noqa: ANN001
+    (in_tmp / "sweep.yaml").write_text(GRID.replace("  sampler: grid\n", "  sampler: grid\n  max_minutes: 0.0001\n"))
+    budgeted = load_sweep(in_tmp / "sweep.yaml")
+    where = SweepDir(budgeted.directory)
+    study = open_study(budgeted, where)
+    chosen = next_trial(study, where, budgeted.section)
+    time.sleep(0.05)  # 0.0008 minutes: past the budget
+    study.tell(chosen.trial, 1.0)
+    assert spent_minutes(study) > 0.0001
+    assert next_trial(study, where, budgeted.section) is None
