@@ -35,6 +35,7 @@ from peftrun.recipe.schema.sweep import Range, Space, SweepSection
 from peftrun.recipe.validation import checked_plan
 
 SECTION = "sweep"
+EVAL_COMMAND_METRICS = ("exact_match",)  # measured by `peftrun eval RUN_DIR` after a trial, not during training
 OWNED_BY_THE_SWEEP = {"output.dir": "each trial runs in its own directory under the sweep's output.dir"}
 
 
@@ -180,6 +181,9 @@ def _prune_problems(section: SweepSection, plan: Plan, sources: Sources) -> list
     if not section.prune:
         return []
     where, args, problems = sources.get((SECTION, "prune"), ""), plan.training_args, []
+    if section.metric.name in EVAL_COMMAND_METRICS:
+        return [Problem(where, f"{SECTION}.prune", f"{section.metric.name} is measured by `peftrun eval` after "
+                        "training, so pruning cannot use it: set prune: false, or optimize eval_loss")]
     if args.get("eval_strategy") in (None, "no"):
         problems.append(Problem(where, f"{SECTION}.prune", "pruning needs evaluations during training: set "
                                 "trainer.eval_strategy (steps or epoch) and an eval set (dataset.eval)"))

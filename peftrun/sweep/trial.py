@@ -10,6 +10,7 @@ reported to Optuna; a trial the pruner stops is sent SIGTERM and ends at a check
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -24,10 +25,11 @@ from typing import Any
 from peftrun.errors import INTERNAL_ERROR_EXIT, Interrupted, PeftrunError, RecipeError
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.loader import load_recipe
-from peftrun.recipe.sweep import SweepFile, override
+from peftrun.recipe.sweep import EVAL_COMMAND_METRICS, SweepFile, override
 from peftrun.recipe.validation import checked_plan
 from peftrun.sweep.runs import log_history, metric_value
 from peftrun.sweep.study import Next, SweepDir, wait_for_run_dir
+from peftrun.train.durable import write_atomic
 from peftrun.train.rundir import RESOLVED_RECIPE
 
 POLL_S = 1.0
@@ -170,6 +172,21 @@ def _outcome(code: int, run_dir: Path, log: Path, progress: Progress | None, pru
     return Outcome("COMPLETE", "complete")
 
 
+def eval_command_metric(run_dir: Path, metric: str, where: SweepDir) -> float | None:
+    """A metric of `peftrun eval RUN_DIR` (the tuned model on the run's eval split), run after the trial; its
+    result is kept next to the trial's log."""
+    number = int(run_dir.name.rsplit("-", 1)[-1])
+    done = subprocess.run([sys.executable, "-m", "peftrun", "eval", str(run_dir), "--json"], capture_output=True,
+                          text=True)
+    with open(where.log(number), "a") as log:
+        log.write(f"$ peftrun eval {run_dir} --json\n{done.stdout}{done.stderr}")
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    write_atomic(where.log(number).with_suffix(".eval.json"), json.dumps(result, indent=2) + "\n")
+    return float(result["tuned"][metric])
+
+
 def run_trial(sweep: SweepFile, where: SweepDir, chosen: Next, hardware: Hardware) -> Outcome:
     """Check the trial against the plan, run it, and read its metric."""
     number = chosen.trial.number
@@ -181,7 +198,8 @@ def run_trial(sweep: SweepFile, where: SweepDir, chosen: Next, hardware: Hardwar
         progress = Progress(chosen, metric) if sweep.section.prune else None
         outcome = run_child(where.recipe, overrides, run_dir, where.log(number), progress)
         if outcome.state == "COMPLETE":
-            outcome.value = metric_value(run_dir, metric)
+            outcome.value = eval_command_metric(run_dir, metric, where) if metric in EVAL_COMMAND_METRICS \
+                else metric_value(run_dir, metric)
             if outcome.value is None:
                 outcome = Outcome("FAIL", "failed", attrs={"note": f"the run recorded no {metric}"})
     outcome.attrs["run_dir"] = str(run_dir)

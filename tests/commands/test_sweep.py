@@ -127,3 +127,20 @@ def test_a_sweep_killed_mid_trial_ends_with_the_same_trials(in_tmp: Path, tiny_m
     assert again.returncode == 0, rerun_out
     rerun = json.loads((where.root / "best" / "manifest.json").read_text())
     assert rerun["training"]["final_eval_loss"] == pytest.approx(best.value, rel=1e-5)
+
+
+def test_a_sweep_on_peftrun_evals_exact_match(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    recipe = base(tiny_model_dir, data_dir / "sft.jsonl")
+    recipe["trainer"].update(max_steps=2, eval_strategy="no")
+    (in_tmp / "base.yaml").write_text(yaml.safe_dump(recipe))
+    (in_tmp / "sweep.yaml").write_text("extends: base.yaml\nsweep:\n  sampler: grid\n  metric: {name: exact_match, "
+                                       "goal: maximize}\n  params:\n    peft.r: [4]\noutput: {dir: runs/em}\n")
+    done = peftrun("sweep", "sweep.yaml", cwd=in_tmp)
+    out, _ = done.communicate(timeout=300)
+    assert done.returncode == 0, out
+    where = SweepDir(in_tmp / "runs" / "em")
+    (trial,) = trials(where)
+    result = json.loads(where.log(0).with_suffix(".eval.json").read_text())
+    assert result["n"] == 8  # the run's eval split: a quarter of 32 rows
+    assert trial.user_attrs["status"] == "complete" and trial.value == result["tuned"]["exact_match"]
+    assert "$ peftrun eval" in where.log(0).read_text()

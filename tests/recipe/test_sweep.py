@@ -156,3 +156,10 @@ def test_pruning_needs_evaluations_and_checkpoints_during_training(in_tmp: Path)
         "sweep.yaml:7:3: sweep.prune: pruning needs evaluations during training: set trainer.eval_strategy (steps or "
         "epoch) and an eval set (dataset.eval)",
         "sweep.yaml:7:3: sweep.prune: pruning reads the metric from each checkpoint: trainer.save_strategy cannot be `no`"]
+
+
+def test_exact_match_cannot_prune(in_tmp: Path) -> None:
+    text = SWEEP.replace("  trials: 4\n", "  trials: 4\n  prune: true\n  metric: {name: exact_match, goal: maximize}\n")
+    assert problems(write(in_tmp, text))[0] == (
+        "sweep.yaml:6:3: sweep.prune: exact_match is measured by `peftrun eval` after training, so pruning cannot "
+        "use it: set prune: false, or optimize eval_loss")

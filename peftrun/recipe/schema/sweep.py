@@ -53,7 +53,8 @@ class Metric(Section):
     """What the sweep optimizes: a value each trial records."""
 
     name: str = Field("eval_loss", min_length=1, description="A metric the run logs (eval_loss, train_loss, "
-                      "eval_mean_token_accuracy, ...): the last value logged wins.")
+                      "eval_mean_token_accuracy, ...): the last value logged wins; or exact_match, measured by "
+                      "`peftrun eval` after each trial.")
     goal: Literal["minimize", "maximize"] = Field("minimize", description="Whether lower or higher is better.")
 
 
