@@ -144,3 +144,22 @@ def test_a_sweep_on_peftrun_evals_exact_match(in_tmp: Path, tiny_model_dir: Path
     assert result["n"] == 8  # the run's eval split: a quarter of 32 rows
     assert trial.user_attrs["status"] == "complete" and trial.value == result["tuned"]["exact_match"]
     assert "$ peftrun eval" in where.log(0).read_text()
+
+
+def test_workers_started_together_share_the_trials(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
+    recipe = base(tiny_model_dir, data_dir / "sft.jsonl")
+    recipe["trainer"].update(max_steps=2)
+    (in_tmp / "base.yaml").write_text(yaml.safe_dump(recipe))
+    (in_tmp / "sweep.yaml").write_text("extends: base.yaml\nsweep:\n  sampler: grid\n  params:\n"
+                                       "    peft.r: [2, 4, 8]\noutput: {dir: runs/two}\n")
+    workers = [peftrun("sweep", "sweep.yaml", cwd=in_tmp) for _ in range(2)]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    where = SweepDir(in_tmp / "runs" / "two")
+    found = trials(where)
+    assert [t.params["peft.r"] for t in found] == [2, 4, 8]
+    assert [t.user_attrs["status"] for t in found] == ["complete"] * 3
+    assert all(len(commands(where.log(t.number))) == 1 for t in found)  # each trial ran once
+    started = [line for out in outputs for line in out.splitlines() if line.startswith("starting trial")]
+    assert sorted(started) == [f"starting trial {n}: peft.r={r}" for n, r in ((0, 2), (1, 4), (2, 8))]
+    assert all("starting trial" in out for out in outputs)  # both worked (a trial takes seconds, a start less)
