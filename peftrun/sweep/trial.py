@@ -71,7 +71,8 @@ def plan_gate(recipe: Path, overrides: list[str], hardware: Hardware) -> Outcome
     try:
         plan = checked_plan(load_recipe(recipe, overrides), hardware)
     except RecipeError as error:
-        return Outcome("FAIL", "invalid", attrs={"exit_class": "RecipeError", "error": str(error.problems[0])})
+        problem = str(error.problems[0])
+        return Outcome("FAIL", "invalid", attrs={"exit_class": "RecipeError", "error": problem, "note": problem})
     found = estimate_or_warn(plan)
     if found is None or found.fits is not False:
         return None
@@ -158,11 +159,11 @@ def run_child(recipe: Path, overrides: list[str], run_dir: Path, log: Path, prog
     if stop.requested:
         raise Interrupted(f"sweep stopped; the running trial ({run_dir}) keeps its checkpoint and resumes when the "
                           "sweep is started again")
-    return _outcome(child.returncode, run_dir, log, progress, pruned)
+    return _outcome(child.returncode, log, progress, pruned)
 
 
-def _outcome(code: int, run_dir: Path, log: Path, progress: Progress | None, pruned: bool) -> Outcome:
-    if pruned:
+def _outcome(code: int, log: Path, progress: Progress | None, pruned: bool) -> Outcome:
+    if pruned and code != 0:  # a run that ended before the pruner's signal counts as complete
         step = progress.last_step if progress else None
         return Outcome("PRUNED", "pruned", attrs={"note": f"pruned at step {step}", "step": step})
     if code != 0:
