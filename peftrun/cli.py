@@ -22,7 +22,7 @@ from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
 from peftrun.hub import ensure_offline_mode
 
 COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init", "data", "plan",
-            "import", "export", "submit")
+            "import", "export", "submit", "sweep", "compare")
 MODULES = {"import": "import_"}  # subcommands whose module name differs (`import` is a Python keyword)
 LOADING_COMMANDS = {"merge", "generate", "eval"}  # they load models: decide offline mode first (run does it itself)
 

@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "peftrun"
 # lowest first: a module may import from its own layer and the ones before it
-LAYERS = ("errors", "recipe", "data", "builders", "plan", "interop", "launch", "train", "commands", "cli")
+LAYERS = ("errors", "recipe", "data", "builders", "plan", "interop", "launch", "train", "sweep", "commands", "cli")
 ALWAYS = {"peftrun", "peftrun.errors", "peftrun.hub"}  # the API package, the exception tree, offline mode
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "safetensors", "matplotlib")
 

@@ -35,6 +35,7 @@ KEY_HINTS: dict[str, str] = {
     "use_peft": "add a `peft:` section (method: lora)",
     "model_name_or_path": "use model.name_or_path",
     "dataset_name": "use dataset.path",
+    "sweep": "a file with a `sweep:` section is a sweep: run it with `peftrun sweep FILE`",
     **OWNED_ELSEWHERE,
     **key_hints(),  # keys renamed or removed by peftrun or the libraries (recipe/migrations.py)
 }

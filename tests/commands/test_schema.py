@@ -11,9 +11,9 @@ from peftrun.cli import main
 from peftrun.recipe.schema.jsonschema import default_schema_path, recipe_json_schema_text
 
 
-def test_committed_schema_passes_the_check(capsys: pytest.CaptureFixture[str]) -> None:
+def test_committed_schemas_pass_the_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "--check"]) == 0
-    assert capsys.readouterr().out == f"{default_schema_path()} is up to date\n"
+    assert capsys.readouterr().out == f"{default_schema_path()} is up to date\n{default_schema_path('sweep')} is up to date\n"
     assert default_schema_path() == Path(__file__).resolve().parents[2] / "schemas" / "recipe.schema.json"
 
 

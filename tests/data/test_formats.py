@@ -150,7 +150,8 @@ def bad(tmp_path: Path, rows: list[dict], fmt: Any) -> str:
 def test_a_missing_field_names_the_fields_the_data_has(tmp_path: Path) -> None:
     message = bad(tmp_path, [{"instruction": "Add", "answer": "5"}], "alpaca")
     assert message == (f"dataset.sources.1 ({tmp_path}/bad.jsonl): format alpaca needs the field(s) output, but the "
-                       "data has ['instruction', 'answer']")
+                       "data has ['instruction', 'answer']; if `answer` holds output, rename it in the source: "
+                       "`columns: {output: answer}`")
     message = bad(tmp_path, [{"q": "x"}], {"prompt": "{q} {context}", "completion": "{a}"})
     assert message == (f"dataset.sources.1 ({tmp_path}/bad.jsonl): format mapping needs the field(s) context, a, but "
                        "the data has ['q']")

@@ -126,7 +126,7 @@ def test_an_unknown_template_name_is_refused() -> None:
     data = recipe(Path("m/m"), Path("d.jsonl"), {"type": "sft"}, LORA, model={"name_or_path": "m/m", "chat_template": "chatm"})
     with pytest.raises(RecipeError) as error:
         load_recipe(data)
-    assert "model.chat_template: no shipped template named 'chatm' (shipped: chatml, llama2" in str(error.value)
+    assert "model.chat_template: no shipped template named 'chatm'; did you mean `chatml`? (shipped: chatml, llama2" in str(error.value)
 
 
 def test_a_template_whose_tokens_the_tokenizer_lacks_is_refused(tiny_model_dir: Path) -> None:

@@ -20,8 +20,10 @@ from typing import Any, get_args
 
 from peftrun.recipe.schema.bounds import BOUNDS
 from peftrun.recipe.schema.recipe import Recipe
+from peftrun.recipe.schema.sweep import SweepSection
 from peftrun.recipe.schema.trainer import TrainerSection
 from peftrun.recipe.shipped import SECTION_TAGS, shipped_base_tags, shipped_dir
+
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 # No description of its own: editors show the first description they meet on hover, and that must be the field's.
@@ -169,9 +171,25 @@ def recipe_json_schema() -> dict[str, Any]:
     return schema
 
 
+def sweep_json_schema() -> dict[str, Any]:
+    """A sweep file's schema: a recipe's, and its `sweep:` section (recipe/schema/sweep.py)."""
+    schema = recipe_json_schema()
+    raw = SweepSection.model_json_schema()
+    shaper = _Shaper(raw.pop("$defs", {}))
+    schema["$defs"].update({name: shaper.node(node) for name, node in shaper.defs.items()})
+    schema["$defs"]["SweepSection"] = shaper.node(raw)
+    schema["properties"]["sweep"] = {"$ref": "#/$defs/SweepSection"}
+    schema["title"] = "peftrun sweep"
+    return schema
+
+
 def recipe_json_schema_text() -> str:
     return json.dumps(recipe_json_schema(), indent=1, sort_keys=True) + "\n"
 
 
-def default_schema_path() -> Path:
-    return shipped_dir("schemas") / "recipe.schema.json"
+def sweep_json_schema_text() -> str:
+    return json.dumps(sweep_json_schema(), indent=1, sort_keys=True) + "\n"
+
+
+def default_schema_path(name: str = "recipe") -> Path:
+    return shipped_dir("schemas") / f"{name}.schema.json"
