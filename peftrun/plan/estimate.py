@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 from peftrun.errors import ModelLoadError, RecipeError
 from peftrun.plan.activations import measure_step
 from peftrun.plan.counts import Counts, count
-from peftrun.plan.memory import (Breakdown, band, gradient_bytes, kv_cache_bytes, optimizer_bytes,
-                                 quantized_weights, shard, weight_bytes)
+from peftrun.plan.memory import (Breakdown, band, decoder_layers, gradient_bytes, kv_cache_bytes, layout,
+                                 optimizer_bytes, quantized_weights, weight_bytes)
+from peftrun.plan.sharding import HALF, Rank, States, per_rank
 from peftrun.plan.settings import GRPO_PROMPT_TOKENS, Settings, read_settings
 from peftrun.plan.skeleton import Skeleton, apply_peft, build_base, model_config
 from peftrun.recipe.hardware import ram_bytes
@@ -79,21 +80,58 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
     return activations + dequantized * 2
 
 
+def _autocast_copies(skeleton: Skeleton, settings: Settings, autocast: str | None) -> int:
+    """Under 16-bit autocast, a float32 weight that does not train is cast anew at each use and its 16-bit copy
+    is kept for the backward pass (autocast caches only leaves that require gradients): every layer's copies at
+    the peak, one layer's under activation checkpointing."""
+    if autocast is None:
+        return 0
+    per_layer = [sum(p.numel() * HALF for p in layer.parameters() if p.dim() > 1 and p.element_size() == 4
+                     and not p.requires_grad) for layer in decoder_layers(skeleton.model)]
+    return (max(per_layer, default=0) if settings.checkpointing else sum(per_layer))
+
+
+def _rank(plan: Plan, skeleton: Skeleton, settings: Settings, autocast: str | None) -> Rank:
+    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
+    optimizer, _ = optimizer_bytes(skeleton, settings.optim)
+    states = States(weights, adapter, gradient_bytes(skeleton), optimizer)
+    shape = layout(skeleton, plan.recipe.quantization, half=autocast is not None)
+    return per_rank(settings.strategy, states, shape, settings.processes, settings.per_node, autocast is not None,
+                    settings.offload_optimizer, settings.offload_params)
+
+
+def _setting_notes(settings: Settings, rank: Rank) -> list[str]:
+    notes = []
+    if settings.compile:
+        notes.append("torch_compile: activations as the eager step (compiled kernels fuse some of them away: "
+                     "the low total allows 25 % less)")
+    if settings.offload_activations:
+        notes.append("activation offloading: saved activations counted on the CPU, brought back one at a time in backward")
+    if rank.cpu:
+        notes.append(f"offloaded to the CPU: {rank.cpu / 1e9:.2f} GB per rank (cpu_ram_per_node for the node's ranks)")
+    return notes
+
+
 def estimate(plan: Plan, settings: Settings | None = None, mixed_precision: bool = True) -> Estimate:
-    """Counts and memory for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus).
-    `settings` and `mixed_precision=False` describe training loops other than TRL's (bench/plan_gpu.py)."""
+    """Counts and memory per rank for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus /
+    --nodes). `settings` and `mixed_precision=False` describe training loops other than TRL's (bench/)."""
     skeleton = skeleton_for(plan)
     counts = count(skeleton)
     settings = settings or read_settings(plan)
+    autocast = _autocast(plan, mixed_precision)
     notes: list[str] = []
-    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
-    optimizer, note = optimizer_bytes(skeleton, settings.optim)
+    _, note = optimizer_bytes(skeleton, settings.optim)
     notes += [note] if note else []
-    weights, adapter, gradients, optimizer = shard(settings, weights, adapter, gradient_bytes(skeleton), optimizer)
-    activations = _activations(plan, skeleton, settings, notes, mixed_precision)  # last: the step changes the skeleton
-    allocated = weights + adapter + gradients + optimizer + activations
-    totals, overhead = band(allocated, plan.hardware.cuda)
-    memory = Breakdown(weights, adapter, gradients, optimizer, activations, overhead, totals, notes)
+    rank = _rank(plan, skeleton, settings, autocast)
+    copies = _autocast_copies(skeleton, settings, autocast)
+    activations = _activations(plan, skeleton, settings, notes, mixed_precision) + copies  # last: the step changes the skeleton
+    notes += _setting_notes(settings, rank)
+    live = rank.weights + rank.adapter + rank.gradients + rank.optimizer + rank.gathered + rank.buffers + activations
+    totals, figures = band(live, plan.hardware.cuda, settings.processes)
+    if settings.compile:
+        totals["low"] = max(totals["low"] - activations // 4, 0)
+    memory = Breakdown(rank.weights, rank.adapter, rank.gradients, rank.optimizer, activations, rank.gathered,
+                       rank.buffers, totals["expected"] - live, totals, figures, rank.cpu * settings.per_node, notes)
     return Estimate(plan, counts, memory, settings)
 
 
