@@ -119,6 +119,48 @@ def _eager(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, s
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
+def _four_bit_class(saves_input: bool) -> Any:
+    import torch
+
+    class FourBitLinear(torch.autograd.Function):
+        """bitsandbytes' 4-bit matmul (MatMul4Bit): the weight is dequantized to the compute dtype for the product,
+        in the forward pass and again in the backward pass, and freed; bitsandbytes before the fused gemm_4bit
+        kernels (`ctx.tensors = (A, B)`) also kept each layer's input for the backward pass."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any, weight: Any) -> Any:
+            dequantized = weight.new_empty(weight.shape, dtype=x.dtype)
+            out = torch.nn.functional.linear(x, dequantized)
+            del dequantized
+            ctx.save_for_backward(x if saves_input else None, weight)
+            ctx.dtype = x.dtype
+            return out
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            _, weight = ctx.saved_tensors
+            dequantized = weight.new_empty(weight.shape, dtype=ctx.dtype)
+            return grad.matmul(dequantized), None
+
+    return FourBitLinear
+
+
+def four_bit_stand_ins(model: Any, quantized: set[int], saves_input: bool) -> None:
+    """The 4-bit layers of a QLoRA base run through bitsandbytes' matmul on the meta device (the skeleton keeps
+    their weights in the compute dtype; their stored bytes are counted apart)."""
+    function = _four_bit_class(saves_input)
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if weight is not None and id(weight) in quantized and not list(module.children()):
+            bias = module.bias if hasattr(module, "bias") else None
+
+            def forward(x: Any, weight: Any = weight, bias: Any = bias) -> Any:
+                out = function.apply(x, weight)
+                return out if bias is None else out + bias
+
+            module.forward = forward
+
+
 def _register_attention(cuda: bool) -> None:
     from transformers import AttentionInterface
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from peftrun.errors import ModelLoadError, RecipeError
-from peftrun.plan.activations import measure_step
+from peftrun.plan.activations import four_bit_stand_ins, measure_step
 from peftrun.plan.counts import Counts, count
 from peftrun.plan.memory import (Breakdown, band, decoder_layers, gradient_bytes, kv_cache_bytes, layout,
                                  optimizer_bytes, quantized_weights, weight_bytes)
@@ -58,11 +58,16 @@ def _autocast(plan: Plan, mixed_precision: bool) -> str | None:
 
 def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list[str], mixed_precision: bool) -> int:
     """The step's peak less its gradients (counted apart); DPO's reference pass and GRPO's generation
-    cache when they are larger; one dequantized 4-bit weight at a time."""
+    cache when they are larger. A 4-bit base runs bitsandbytes' matmul stand-in (one dequantized weight at a
+    time); an 8-bit base adds one dequantized weight."""
     import torch
 
     attn = plan.recipe.model.attn_implementation or "sdpa"
-    dequantized = max((n for n, _ in quantized_weights(skeleton).values()), default=0) if plan.recipe.quantization else 0
+    quant = plan.recipe.quantization
+    quantized = quantized_weights(skeleton) if quant else {}
+    if quant and quant.bits == 4:
+        four_bit_stand_ins(skeleton.model, set(quantized), settings.bnb_saves_input)
+    dequantized = max((n for n, _ in quantized.values()), default=0) if quant and quant.bits == 8 else 0
     try:
         step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan, mixed_precision))
     except (RuntimeError, NotImplementedError) as exc:  # an op the meta device cannot run (data-dependent)

@@ -31,6 +31,7 @@ class Settings:
     reentrant: bool = False  # activation checkpointing with use_reentrant=True
     offload_activations: bool = False  # TRL's activation_offloading: saved activations to the CPU
     compile: bool = False  # torch_compile
+    bnb_saves_input: bool = False  # bitsandbytes before its fused 4-bit kernels kept each 4-bit layer's input
 
     @property
     def sharded(self) -> bool:
@@ -67,7 +68,7 @@ def read_settings(plan: Plan) -> Settings:
     else:
         length, generation = int(setting(plan, "max_length") or 1024), 0
     full_logits = bool(setting(plan, "label_smoothing_factor"))  # label smoothing needs the full logits (TRL)
-    kwargs = setting(plan, "gradient_checkpointing_kwargs") or {}
+    kwargs = setting(plan, "activation_checkpointing_kwargs") or setting(plan, "gradient_checkpointing_kwargs") or {}
     return Settings(
         trainer=kind, batch=batch, rows=batch * 2 if kind in ("dpo", "reward") else batch, length=length,
         checkpointing=bool(checkpointing), optim=str(setting(plan, "optim") or "adamw_torch_fused"),
