@@ -92,9 +92,11 @@ def main() -> int:
             unit = UNITS[case["unit"]]
             planned = run_case(case, data["sources"][case["source"]], model_dir) / unit
             error = (planned - case["published"]) / case["published"]
-            results.append((case, error))
+            if not case.get("inconsistent"):
+                results.append((case, error))
+            flag = "  (inconsistent: left out, see the data file)" if case.get("inconsistent") else ""
             print(f"{case['id']:<40} {case['group']:<13} {case['split']:<11} {case['measures']:<8} "
-                  f"{case['published']:>6.2f}{case['unit']:<3} {planned:>7.2f} {error:>+7.1%}", flush=True)
+                  f"{case['published']:>6.2f}{case['unit']:<3} {planned:>7.2f} {error:>+7.1%}{flag}", flush=True)
     for split in ("held-out", "calibration"):
         chosen = [(c, e) for c, e in results if c["split"] == split]
         print(f"\n{split} ({len(chosen)} cases)")

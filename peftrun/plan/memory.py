@@ -162,6 +162,7 @@ def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
     """The model's shape as sharding sees it (peftrun.plan.sharding.Layout)."""
     model = skeleton.model
     sizes = stored_bytes(skeleton, quant, half)
+    halves = sizes if half else stored_bytes(skeleton, quant, True)
     layers = decoder_layers(model)
     inside = {id(p) for layer in layers for p in layer.parameters()}
     grad_size = 2 if half else None
@@ -176,6 +177,7 @@ def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
         largest_module=max((sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()), default=0),
         persistent=sum(sizes[id(p)] for p in model.parameters() if p.numel() <= PERSISTENCE_THRESHOLD),
         trainable_numel=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        frozen_half=sum(halves[id(p)] for p in model.parameters() if not p.requires_grad),
     )
 
 

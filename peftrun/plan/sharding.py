@@ -40,6 +40,7 @@ class Layout:
     largest_module: int  # numel of the largest single module's own parameters (ZeRO-3 gathers per module)
     persistent: int  # parameters ZeRO-3 keeps gathered (numel under the persistence threshold)
     trainable_numel: int
+    frozen_half: int = 0  # the weights that do not train, in 16 bits (quantized ones as stored)
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,18 @@ def zero(states: States, layout: Layout, stage: int, n: int, mixed: bool, offloa
     otherwise fp32 weights and the optimizer's own states."""
     trainable = layout.trainable_numel
     half_grads, adapter = states.gradients, states.adapter
+    weights = states.weights
     if mixed:  # DeepSpeed runs the whole module in 16 bits (adapters included) and keeps fp32 copies apart
         masters, optimizer, fp32_grads = FP32 * trainable, 2 * FP32 * trainable, FP32 * trainable
         half_grads, adapter = HALF * trainable, HALF * trainable if states.adapter else 0
+        weights = layout.frozen_half + (0 if states.adapter else HALF * trainable)
     else:
         masters, optimizer, fp32_grads = 0, states.optimizer, 0
     optimizer_side = (masters + optimizer + fp32_grads) // n
     # ZeRO-1 keeps the 16-bit gradients whole, ZeRO-2 its partition of them; ZeRO-3 reduces them through the
     # bucket straight into the fp32 partition (DeepSpeed's 2 + 18 / n and 18 / n bytes per parameter)
     grads = {1: half_grads, 2: half_grads // n}.get(stage, 0)
-    weights, gathered = states.weights, 0
+    gathered = 0
     if stage == 3:
         weights, adapter = weights // n, adapter // n
         gathered = HALF * (layout.largest_module + PREFETCH_BUCKET) + layout.persistent

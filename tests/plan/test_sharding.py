@@ -100,3 +100,16 @@ def test_layout_of_the_skeleton(make_plan: Any) -> None:
     assert shape.root == 2 * (sum(p.numel() for p in skeleton.model.parameters()) - inside)
     assert shape.trainable_numel == skeleton.model.get_nb_trainable_parameters()[0]
     assert shape.unit_grads == 2 * shape.trainable_numel // len(layers)
+
+
+def test_zero_holds_frozen_float32_weights_in_16_bits() -> None:
+    """DeepSpeed's bf16 engine casts the module to 16 bits: a LoRA run loaded in float32 keeps its frozen weights
+    as 2 bytes per value (sharded under ZeRO-3), its adapter as a 16-bit copy with fp32 masters and Adam states."""
+    frozen, lora = 1_000_000_000, 10_000_000
+    states = States(weights=4 * frozen, adapter=4 * lora, gradients=4 * lora, optimizer=8 * lora)
+    shape = Layout(unit=0, unit_grads=0, root=0, largest_module=0, persistent=0, trainable_numel=lora,
+                   frozen_half=2 * frozen)
+    rank = zero(states, shape, 3, 8, mixed=True)
+    assert (rank.weights, rank.adapter, rank.gradients) == (2 * frozen // 8, 2 * lora // 8, 0)
+    assert rank.optimizer == 16 * lora // 8
+    assert zero(states, shape, 2, 8, mixed=True).weights == 2 * frozen
