@@ -143,6 +143,7 @@ def estimate(plan: Plan, settings: Settings | None = None, mixed_precision: bool
 def summary(estimate: Estimate) -> dict[str, Any]:
     """The estimate next to what a run measures (the manifest's `memory` entry)."""
     return {"estimate_gb": {k: round(v / 1e9, 3) for k, v in estimate.memory.band.items()},
+            "figures_gb": {k: round(v / 1e9, 3) for k, v in estimate.memory.figures.items()},
             "trainable_parameters": estimate.counts.trainable, "total_parameters": estimate.counts.total}
 
 
