@@ -5,8 +5,11 @@
    loss on full logits, SDPA). Their figure is the 99th percentile of torch.cuda.memory_reserved() after
    each step, less the memory reserved before training (so no CUDA context): compared with the plan's
    expected total less the context. Needs only Llama-3.2-3B's config (written here), no weights.
-2. This machine's GPU, when there is one: a tiny model trained one step, torch.cuda.max_memory_reserved()
-   against the estimate. Without a GPU it says so and exits 0.
+2. This machine's GPU, when there is one: random Llamas of about 0.5 B parameters (configs written here, a
+   byte-level tokenizer, rows long enough to fill max_length) trained for a few steps by `peftrun.run` (LoRA,
+   LoRA with checkpointing, QLoRA, full fine-tuning); each run's manifest holds the plan next to
+   torch.cuda.max_memory_allocated / max_memory_reserved, printed as one table (live vs allocated, reserved vs
+   reserved). Without a GPU it says so and exits 0.
 
     PYTHONPATH=. HF_HUB_OFFLINE=1 python bench/plan_gpu.py
 """
@@ -84,14 +87,69 @@ def published(model_dir: Path) -> None:
               f"{(expected - peak) / peak:>+8.1%} {(low - peak) / peak:>+8.1%} {(expected - p99) / p99:>+8.1%}")
 
 
+GPU_MODEL = {"vocab_size": 259, "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 10,
+             "num_attention_heads": 16, "num_key_value_heads": 4, "max_position_embeddings": 2048}
+GPU_CASES = [  # (name, recipe sections beyond the model and data)
+    ("lora bf16", {"peft": {"method": "lora", "target_modules": "all-linear"}, "trainer": {"activation_checkpointing": False}}),
+    ("lora bf16 ckpt", {"peft": {"method": "lora", "target_modules": "all-linear"}, "trainer": {"activation_checkpointing": True}}),
+    ("qlora nf4", {"peft": {"method": "lora", "target_modules": "all-linear"}, "quantization": {"bits": 4},
+                   "trainer": {"activation_checkpointing": True}}),
+    ("full bf16", {"trainer": {"activation_checkpointing": True}}),
+]
+
+
+def _gpu_inputs(directory: Path) -> tuple[Path, Path]:
+    """A random Llama with a byte-level tokenizer, and rows of 4000 characters (4000 tokens: max_length fills)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    model_dir = directory / "model"
+    core = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(["<pad>", "<eos>", "<bos>", *sorted(pre_tokenizers.ByteLevel.alphabet())])}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>").save_pretrained(str(model_dir))
+    config = LlamaConfig(**GPU_MODEL, pad_token_id=0, eos_token_id=1, bos_token_id=2, tie_word_embeddings=False)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(str(model_dir))
+    data = directory / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": "peftrun " * 500}) + "\n" for _ in range(64)))
+    return model_dir, data
+
+
+def gpu_recipe(name: str, sections: dict, model_dir: Path, data: Path, out: Path) -> dict:
+    return {"model": {"name_or_path": str(model_dir), "dtype": "bfloat16"}, "dataset": {"path": str(data)},
+            "output": {"dir": str(out / name.replace(" ", "-"))},
+            **{k: v for k, v in sections.items() if k != "trainer"},
+            "trainer": {"type": "sft", "per_device_train_batch_size": 4, "max_length": 2048, "max_steps": 3,
+                        "save_strategy": "no", "report_to": "none", **sections["trainer"]}}
+
+
+def _measure(name: str, sections: dict, model_dir: Path, data: Path, out: Path) -> None:
+    import torch
+
+    import peftrun
+
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()  # each run's own peak
+    recipe = gpu_recipe(name, sections, model_dir, data, out)
+    record = json.loads((peftrun.run(recipe) / "manifest.json").read_text())["memory"]
+    figures, measured = record["figures_gb"], record["measured_gb"]
+    print(f"{name:<16} {figures['live']:>8.2f} {measured['cuda_max_allocated']:>9.2f} {record['errors']['cuda_max_allocated']:>+7.1%} "
+          f"{figures['reserved']:>9.2f} {measured['cuda_max_reserved']:>9.2f} {record['errors']['cuda_max_reserved']:>+7.1%}", flush=True)
+
+
 def on_this_gpu() -> None:
     import torch
 
     if not torch.cuda.is_available():
         print("\nno GPU on this machine: the live-GPU check did not run (published runs above are the GPU reference)")
         return
-    print(f"\nGPU found ({torch.cuda.get_device_name(0)}): run `peftrun RECIPE` on it; its manifest.json records "
-          "the estimate next to torch.cuda.max_memory_allocated / max_memory_reserved")
+    print(f"\n{torch.cuda.get_device_name(0)}: random Llama {GPU_MODEL['hidden_size']} x {GPU_MODEL['num_hidden_layers']} layers, "
+          "batch 4 x 2048, 3 steps each (GB)")
+    print(f"{'run':<16} {'plan live':>8} {'allocated':>9} {'error':>7} {'plan resv':>9} {'reserved':>9} {'error':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, data = _gpu_inputs(Path(tmp))
+        for name, sections in GPU_CASES:
+            _measure(name, sections, model_dir, data, Path(tmp) / "runs")
 
 
 def main() -> int:

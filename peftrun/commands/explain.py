@@ -10,7 +10,7 @@ import yaml
 
 from peftrun.recipe import explain
 from peftrun.recipe.diff import load_side
-from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
+from peftrun.recipe.gpus import add_hardware_arguments, hardware_from_args
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.validation import checked_plan
 
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     with ExitStack() as stack:  # REV:path reads the recipe as committed (peftrun/recipe/diff.py)
-        plan = checked_plan(load_side(args.recipe, args.overrides, stack), target_hardware(args.gpu, args.gpus))
+        plan = checked_plan(load_side(args.recipe, args.overrides, stack), hardware_from_args(args))
         data = {**explain.as_data(plan), **({"parameters": _counts(plan)} if args.counts else {})}
     if args.format == "table":
         print(explain.as_table(plan))

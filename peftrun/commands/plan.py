@@ -1,4 +1,5 @@
-"""`peftrun plan RECIPE [key=value ...] [--gpu NAME|SIZE] [--gpus N] [--json]`: will it fit?
+"""`peftrun plan RECIPE [key=value ...] [--gpu [Nx]NAME|SIZE] [--gpus N] [--nodes N --gpus-per-node G] [--json]`:
+will it fit, per rank?
 
 Exit status: 0 fits, 1 does not fit, 2 recipe error, 4 cannot estimate (the model's config cannot be read, or
 its skeleton or training step cannot be built on the meta device).
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
+from peftrun.recipe.gpus import add_hardware_arguments, hardware_from_args
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.validation import checked_plan
@@ -32,9 +33,9 @@ def main(args: argparse.Namespace) -> int:
     from peftrun.plan.suggest import suggest
 
     def replan(extra: tuple[str, ...], gpus: int | None) -> Plan:
-        return checked_plan(load_recipe(args.recipe, [*args.overrides, *extra]), target_hardware(args.gpu, gpus or args.gpus))
+        return checked_plan(load_recipe(args.recipe, [*args.overrides, *extra]), hardware_from_args(args, gpus))
 
-    plan = checked_plan(load_recipe(args.recipe, args.overrides), target_hardware(args.gpu, args.gpus))
+    plan = checked_plan(load_recipe(args.recipe, args.overrides), hardware_from_args(args))
     ensure_offline_mode()
     result = estimate(plan)
     suggestions = [] if result.fits is not False or args.no_suggest else suggest(result, replan, estimate)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.gpus import add_hardware_arguments, target_hardware
+from peftrun.recipe.gpus import add_hardware_arguments, hardware_from_args
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.validation import checked_plan
@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     if not paths:
         raise RecipeError(Problem("", "", "name at least one recipe file or directory before the key=value overrides"))
     files = recipe_files(paths)
-    hardware = target_hardware(args.gpu, args.gpus)
+    hardware = hardware_from_args(args)
     failed = 0
     for path in files:
         error, warnings = check(path, hardware, overrides)

@@ -119,6 +119,48 @@ def _eager(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, s
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
+def _four_bit_class(saves_input: bool) -> Any:
+    import torch
+
+    class FourBitLinear(torch.autograd.Function):
+        """bitsandbytes' 4-bit matmul (MatMul4Bit): the weight is dequantized to the compute dtype for the product,
+        in the forward pass and again in the backward pass, and freed; bitsandbytes before the fused gemm_4bit
+        kernels (`ctx.tensors = (A, B)`) also kept each layer's input for the backward pass."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any, weight: Any) -> Any:
+            dequantized = weight.new_empty(weight.shape, dtype=x.dtype)
+            out = torch.nn.functional.linear(x, dequantized)
+            del dequantized
+            ctx.save_for_backward(x if saves_input else None, weight)
+            ctx.dtype = x.dtype
+            return out
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            _, weight = ctx.saved_tensors
+            dequantized = weight.new_empty(weight.shape, dtype=ctx.dtype)
+            return grad.matmul(dequantized), None
+
+    return FourBitLinear
+
+
+def four_bit_stand_ins(model: Any, quantized: set[int], saves_input: bool) -> None:
+    """The 4-bit layers of a QLoRA base run through bitsandbytes' matmul on the meta device (the skeleton keeps
+    their weights in the compute dtype; their stored bytes are counted apart)."""
+    function = _four_bit_class(saves_input)
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if weight is not None and id(weight) in quantized and not list(module.children()):
+            bias = module.bias if hasattr(module, "bias") else None
+
+            def forward(x: Any, weight: Any = weight, bias: Any = bias) -> Any:
+                out = function.apply(x, weight)
+                return out if bias is None else out + bias
+
+            module.forward = forward
+
+
 def _register_attention(cuda: bool) -> None:
     from transformers import AttentionInterface
 
@@ -146,14 +188,14 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
         _register_attention(cuda)
         base.set_attn_implementation(EAGER_ATTENTION if attn == "eager" else FUSED_ATTENTION)
     if settings.checkpointing:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": settings.reentrant})
         if skeleton.peft is not None:
             model.enable_input_require_grads()
     if settings.trainer != "reward" and not settings.full_logits:
         add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))
-    if autocast is not None:  # autocast computes fp32 adapters in the half dtype: so does the step
-        for param in model.parameters():
-            if param.requires_grad and param.dtype != autocast:
+    if autocast is not None:  # autocast computes fp32 weights in the half dtype: so does the step (the 16-bit
+        for param in model.parameters():  # copies of frozen fp32 weights it keeps are counted apart)
+            if param.is_floating_point() and param.dtype != autocast:
                 param.data = param.data.to(autocast)
     model.train()
     return model
@@ -204,6 +246,29 @@ def _meta_stand_ins(cuda: bool) -> Iterator[None]:
             setattr(chunked_logprob, name, function)
 
 
+@contextmanager
+def _offloaded(on: bool) -> Iterator[None]:
+    """TRL's activation offloading on the meta device: a saved tensor of 1 KiB or more that is not a parameter
+    leaves the device when saved (its storage is freed) and comes back, newly allocated, when the backward
+    pass needs it (trl.models.activation_offloading's rules)."""
+    import torch
+
+    if not on:
+        yield
+        return
+
+    def pack(tensor: Any) -> Any:
+        if isinstance(tensor, torch.nn.Parameter) or tensor.untyped_storage().nbytes() < 1024:
+            return tensor
+        return (tensor.shape, tensor.dtype, tensor.device)
+
+    def unpack(saved: Any) -> Any:
+        return saved if isinstance(saved, torch.Tensor) else torch.empty(saved[0], dtype=saved[1], device=saved[2])
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        yield
+
+
 def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, autocast: str | None) -> StepPeak:
     """Forward, loss and backward of one micro-batch on the meta device; live bytes tracked throughout.
     `autocast`: the mixed-precision dtype of a GPU run (None on the CPU, where TRL runs without autocast)."""
@@ -213,7 +278,7 @@ def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, 
     with _meta_stand_ins(cuda):
         with torch.no_grad(), LiveBytes() as reference:
             _forward(model, settings)
-        with LiveBytes() as step:
+        with LiveBytes() as step, _offloaded(settings.offload_activations):
             _forward(model, settings).backward()
     gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
     return StepPeak(step.peak, gradients, reference.peak)

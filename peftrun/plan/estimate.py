@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from peftrun.errors import ModelLoadError, RecipeError
-from peftrun.plan.activations import measure_step
+from peftrun.plan.activations import four_bit_stand_ins, measure_step
 from peftrun.plan.counts import Counts, count
-from peftrun.plan.memory import (Breakdown, band, gradient_bytes, kv_cache_bytes, optimizer_bytes,
-                                 quantized_weights, shard, weight_bytes)
+from peftrun.plan.memory import (Breakdown, band, decoder_layers, gradient_bytes, kv_cache_bytes, layout,
+                                 optimizer_bytes, quantized_weights, weight_bytes)
+from peftrun.plan.sharding import HALF, Rank, States, per_rank
 from peftrun.plan.settings import GRPO_PROMPT_TOKENS, Settings, read_settings
 from peftrun.plan.skeleton import Skeleton, apply_peft, build_base, model_config
 from peftrun.recipe.hardware import ram_bytes
@@ -57,11 +58,16 @@ def _autocast(plan: Plan, mixed_precision: bool) -> str | None:
 
 def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list[str], mixed_precision: bool) -> int:
     """The step's peak less its gradients (counted apart); DPO's reference pass and GRPO's generation
-    cache when they are larger; one dequantized 4-bit weight at a time."""
+    cache when they are larger. A 4-bit base runs bitsandbytes' matmul stand-in (one dequantized weight at a
+    time); an 8-bit base adds one dequantized weight."""
     import torch
 
     attn = plan.recipe.model.attn_implementation or "sdpa"
-    dequantized = max((n for n, _ in quantized_weights(skeleton).values()), default=0) if plan.recipe.quantization else 0
+    quant = plan.recipe.quantization
+    quantized = quantized_weights(skeleton) if quant else {}
+    if quant and quant.bits == 4:
+        four_bit_stand_ins(skeleton.model, set(quantized), settings.bnb_saves_input)
+    dequantized = max((n for n, _ in quantized.values()), default=0) if quant and quant.bits == 8 else 0
     try:
         step = measure_step(skeleton, settings, attn, plan.hardware.cuda, _autocast(plan, mixed_precision))
     except (RuntimeError, NotImplementedError) as exc:  # an op the meta device cannot run (data-dependent)
@@ -79,27 +85,65 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
     return activations + dequantized * 2
 
 
+def _autocast_copies(skeleton: Skeleton, settings: Settings, autocast: str | None) -> int:
+    """Under 16-bit autocast, a float32 weight that does not train is cast anew at each use and its 16-bit copy
+    is kept for the backward pass (autocast caches only leaves that require gradients): every layer's copies at
+    the peak, one layer's under activation checkpointing."""
+    if autocast is None:
+        return 0
+    per_layer = [sum(p.numel() * HALF for p in layer.parameters() if p.dim() > 1 and p.element_size() == 4
+                     and not p.requires_grad) for layer in decoder_layers(skeleton.model)]
+    return (max(per_layer, default=0) if settings.checkpointing else sum(per_layer))
+
+
+def _rank(plan: Plan, skeleton: Skeleton, settings: Settings, autocast: str | None) -> Rank:
+    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
+    optimizer, _ = optimizer_bytes(skeleton, settings.optim)
+    states = States(weights, adapter, gradient_bytes(skeleton), optimizer)
+    shape = layout(skeleton, plan.recipe.quantization, half=autocast is not None)
+    return per_rank(settings.strategy, states, shape, settings.processes, settings.per_node, autocast is not None,
+                    settings.offload_optimizer, settings.offload_params)
+
+
+def _setting_notes(settings: Settings, rank: Rank) -> list[str]:
+    notes = []
+    if settings.compile:
+        notes.append("torch_compile: activations as the eager step (compiled kernels fuse some of them away: "
+                     "the low total allows 25 % less)")
+    if settings.offload_activations:
+        notes.append("activation offloading: saved activations counted on the CPU, brought back one at a time in backward")
+    if rank.cpu:
+        notes.append(f"offloaded to the CPU: {rank.cpu / 1e9:.2f} GB per rank (cpu_ram_per_node for the node's ranks)")
+    return notes
+
+
 def estimate(plan: Plan, settings: Settings | None = None, mixed_precision: bool = True) -> Estimate:
-    """Counts and memory for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus).
-    `settings` and `mixed_precision=False` describe training loops other than TRL's (bench/plan_gpu.py)."""
+    """Counts and memory per rank for a plan on its hardware (plan.hardware: this machine, or --gpu / --gpus /
+    --nodes). `settings` and `mixed_precision=False` describe training loops other than TRL's (bench/)."""
     skeleton = skeleton_for(plan)
     counts = count(skeleton)
     settings = settings or read_settings(plan)
+    autocast = _autocast(plan, mixed_precision)
     notes: list[str] = []
-    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
-    optimizer, note = optimizer_bytes(skeleton, settings.optim)
+    _, note = optimizer_bytes(skeleton, settings.optim)
     notes += [note] if note else []
-    weights, adapter, gradients, optimizer = shard(settings, weights, adapter, gradient_bytes(skeleton), optimizer)
-    activations = _activations(plan, skeleton, settings, notes, mixed_precision)  # last: the step changes the skeleton
-    allocated = weights + adapter + gradients + optimizer + activations
-    totals, overhead = band(allocated, plan.hardware.cuda)
-    memory = Breakdown(weights, adapter, gradients, optimizer, activations, overhead, totals, notes)
+    rank = _rank(plan, skeleton, settings, autocast)
+    copies = _autocast_copies(skeleton, settings, autocast)
+    activations = _activations(plan, skeleton, settings, notes, mixed_precision) + copies  # last: the step changes the skeleton
+    notes += _setting_notes(settings, rank)
+    live = rank.weights + rank.adapter + rank.gradients + rank.optimizer + rank.gathered + rank.buffers + activations
+    totals, figures = band(live, plan.hardware.cuda, settings.processes)
+    if settings.compile:
+        totals["low"] = max(totals["low"] - activations // 4, 0)
+    memory = Breakdown(rank.weights, rank.adapter, rank.gradients, rank.optimizer, activations, rank.gathered,
+                       rank.buffers, totals["expected"] - live, totals, figures, rank.cpu * settings.per_node, notes)
     return Estimate(plan, counts, memory, settings)
 
 
 def summary(estimate: Estimate) -> dict[str, Any]:
     """The estimate next to what a run measures (the manifest's `memory` entry)."""
     return {"estimate_gb": {k: round(v / 1e9, 3) for k, v in estimate.memory.band.items()},
+            "figures_gb": {k: round(v / 1e9, 3) for k, v in estimate.memory.figures.items()},
             "trainable_parameters": estimate.counts.trainable, "total_parameters": estimate.counts.total}
 
 

@@ -8,10 +8,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from peftrun.plan.settings import Settings
+from peftrun.plan.sharding import PERSISTENCE_THRESHOLD, Layout
 from peftrun.plan.skeleton import Skeleton
 
 CUDA_CONTEXT = 600_000_000  # CUDA context, cuBLAS workspace and kernels: not counted by torch's allocator
+# NCCL's own buffers (cudaMalloc'd outside torch's allocator: NCCL_BUFFSIZE 4 MiB per channel and peer, for the
+# protocols it sets up); only a process that talks to others has them
+NCCL = 500_000_000
 CPU_PROCESS = 1_000_000_000  # Python with torch, transformers, peft and trl imported (measured RSS)
 # PyTorch's caching allocator reserves more than the live tensors (blocks split and cached between steps);
 # the factors are fitted on PEFT's published Llama-3.2-3B runs (docs/plan.md): reserved / allocated peak.
@@ -30,8 +33,12 @@ class Breakdown:
     gradients: int
     optimizer: int
     activations: int
+    gathered: int  # parameters all-gathered by FSDP / ZeRO-3 while they compute
+    buffers: int  # communication buckets (DeepSpeed)
     overhead: int
     band: dict[str, int]
+    figures: dict[str, int]  # live tensors, allocator reserved, what nvidia-smi shows (expected)
+    cpu_ram_per_node: int = 0  # offloaded states of the node's ranks
     notes: list[str] = field(default_factory=list)
 
 
@@ -65,19 +72,30 @@ def quantized_weights(skeleton: Skeleton) -> dict[int, tuple[int, int]]:
     return found
 
 
+def stored_bytes(skeleton: Skeleton, quant: Any, half: bool = False) -> dict[int, int]:
+    """id(parameter) -> its bytes as stored (bitsandbytes' layout for a quantized weight); `half`: float
+    weights as a 16-bit compute copy (what FSDP / ZeRO-3 gather under mixed precision)."""
+    quantized = quantized_weights(skeleton) if quant is not None else {}
+    sizes = {}
+    for param in skeleton.model.parameters():
+        if id(param) in quantized and not param.requires_grad:
+            sizes[id(param)] = _quantized_bytes(*quantized[id(param)], quant)
+        else:
+            size = min(param.element_size(), 2) if half and param.is_floating_point() else param.element_size()
+            sizes[id(param)] = param.numel() * size
+    return sizes
+
+
 def weight_bytes(skeleton: Skeleton, quant: Any) -> tuple[int, int]:
     """(frozen weights, trainable weights) in bytes, as loaded and cast for training. Full fine-tuning:
     everything is both the model's weights and trainable; it is reported as weights."""
-    quantized = quantized_weights(skeleton) if quant is not None else {}
+    sizes = stored_bytes(skeleton, quant)
     frozen = trainable = 0
     for param in skeleton.model.parameters():
-        size = param.numel() * param.element_size()
         if param.requires_grad:
-            trainable += size
-        elif id(param) in quantized:
-            frozen += _quantized_bytes(*quantized[id(param)], quant)
+            trainable += sizes[id(param)]
         else:
-            frozen += size
+            frozen += sizes[id(param)]
     if skeleton.peft is None:
         return frozen + trainable, 0
     return frozen, trainable
@@ -131,27 +149,45 @@ def kv_cache_bytes(config: Any, rows: int, length: int, dtype_bytes: int) -> int
     return 2 * text.num_hidden_layers * heads * head_dim * rows * length * dtype_bytes
 
 
-def shard(settings: Settings, weights: int, adapter: int, gradients: int, optimizer: int) -> tuple[int, ...]:
-    """What FSDP and DeepSpeed ZeRO split across processes: ZeRO-1 optimizer states; ZeRO-2 also gradients;
-    ZeRO-3 and FSDP also the weights."""
-    n = max(settings.processes, 1)
-    if settings.strategy == "ddp" or n == 1:
-        return weights, adapter, gradients, 0 if settings.offload_optimizer else optimizer
-    optimizer = 0 if settings.offload_optimizer else optimizer // n
-    if settings.strategy == "zero1":
-        return weights, adapter, gradients, optimizer
-    gradients //= n
-    if settings.strategy == "zero2":
-        return weights, adapter, gradients, optimizer
-    weights = 0 if settings.offload_params else weights // n
-    return weights, adapter // n, gradients, optimizer
+def decoder_layers(model: Any) -> list[Any]:
+    """The model's repeated blocks: the module list holding the most parameters (what FSDP's transformer-layer
+    policy wraps one by one)."""
+    import torch
+
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+    return list(max(lists, key=lambda m: sum(p.numel() for p in m.parameters()), default=[]))
 
 
-def band(allocated: int, cuda: bool) -> tuple[dict[str, int], int]:
-    """Totals (low, expected, high) and the overhead in the expected total."""
+def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
+    """The model's shape as sharding sees it (peftrun.plan.sharding.Layout)."""
+    model = skeleton.model
+    sizes = stored_bytes(skeleton, quant, half)
+    halves = sizes if half else stored_bytes(skeleton, quant, True)
+    layers = decoder_layers(model)
+    inside = {id(p) for layer in layers for p in layer.parameters()}
+    grad_size = 2 if half else None
+
+    def grads(params: Any) -> int:
+        return sum(p.numel() * (grad_size or p.element_size()) for p in params if p.requires_grad)
+
+    return Layout(
+        unit=max((sum(sizes[id(p)] for p in layer.parameters()) for layer in layers), default=0),
+        unit_grads=max((grads(layer.parameters()) for layer in layers), default=0),
+        root=sum(sizes[id(p)] for p in model.parameters() if id(p) not in inside),
+        largest_module=max((sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()), default=0),
+        persistent=sum(sizes[id(p)] for p in model.parameters() if p.numel() <= PERSISTENCE_THRESHOLD),
+        trainable_numel=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        frozen_half=sum(halves[id(p)] for p in model.parameters() if not p.requires_grad),
+    )
+
+
+def band(live: int, cuda: bool, processes: int = 1) -> tuple[dict[str, int], dict[str, int]]:
+    """Totals (low, expected, high) of what the device shows, and the three figures a run can measure:
+    live tensors (max_memory_allocated), allocator reserved (max_memory_reserved) and the device's use
+    (nvidia-smi: reserved plus the CUDA context, and NCCL's buffers when processes talk)."""
     if not cuda:
-        totals = {"low": allocated + CPU_PROCESS, "expected": allocated + CPU_PROCESS,
-                  "high": int(allocated * RESERVED["high"]) + CPU_PROCESS}
-        return totals, CPU_PROCESS
-    totals = {key: int(allocated * factor) + CUDA_CONTEXT for key, factor in RESERVED.items()}
-    return totals, totals["expected"] - allocated
+        totals = {"low": live + CPU_PROCESS, "expected": live + CPU_PROCESS, "high": int(live * RESERVED["high"]) + CPU_PROCESS}
+        return totals, {"live": live, "reserved": live, "device": totals["expected"]}
+    outside = CUDA_CONTEXT + (NCCL if processes > 1 else 0)
+    totals = {key: int(live * factor) + outside for key, factor in RESERVED.items()}
+    return totals, {"live": live, "reserved": int(live * RESERVED["expected"]), "device": totals["expected"]}

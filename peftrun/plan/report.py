@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from peftrun.plan.estimate import Estimate
-from peftrun.plan.memory import CPU_PROCESS, CUDA_CONTEXT, RESERVED
+from peftrun.plan.memory import CPU_PROCESS, CUDA_CONTEXT, NCCL, RESERVED
 from peftrun.plan.suggest import Suggestion
 
-PARTS = ("weights", "adapter", "gradients", "optimizer", "activations", "overhead")
+PARTS = ("weights", "adapter", "gradients", "optimizer", "activations", "gathered", "buffers", "overhead")
+FIGURES = {"live": "live tensors (torch.cuda.max_memory_allocated)", "reserved": "allocator reserved "
+           "(torch.cuda.max_memory_reserved)", "device": "what nvidia-smi shows (reserved + CUDA context + NCCL)"}
 
 
 def gb(size: int | None) -> float | None:
@@ -19,9 +21,10 @@ def band_source(cuda: bool) -> str:
     if not cuda:
         return (f"CPU: live tensors plus {CPU_PROCESS / 1e9:.1f} GB for the Python process; high allows "
                 f"{RESERVED['high'] - 1:.0%} for the allocator")
-    return (f"live tensors at the step's peak (exact on the meta device) plus {CUDA_CONTEXT / 1e9:.1f} GB CUDA context; "
-            f"low/expected/high = x{RESERVED['low']}/x{RESERVED['expected']}/x{RESERVED['high']} for memory the caching "
-            "allocator reserves beyond live tensors (fitted on PEFT's published L40S runs)")
+    return (f"live tensors at the step's peak (exact on the meta device) x{RESERVED['low']}/x{RESERVED['expected']}/"
+            f"x{RESERVED['high']} (low/expected/high) for memory the caching allocator reserves beyond live tensors "
+            f"(fitted on PEFT's published L40S runs), plus {CUDA_CONTEXT / 1e9:.1f} GB CUDA context and "
+            f"{NCCL / 1e9:.1f} GB NCCL buffers with more than one process: the totals are what nvidia-smi shows")
 
 
 def as_data(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> dict[str, Any]:
@@ -30,9 +33,11 @@ def as_data(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
         "parameters": {"total": estimate.counts.total, "trainable": estimate.counts.trainable,
                        "by_kind": estimate.counts.by_kind},
         "memory_gb": {**{part: gb(getattr(memory, part)) for part in PARTS},
-                      "total": {key: gb(value) for key, value in memory.band.items()}},
+                      "total": {key: gb(value) for key, value in memory.band.items()},
+                      "figures": {key: gb(value) for key, value in memory.figures.items()},
+                      "cpu_ram_per_node": gb(memory.cpu_ram_per_node)},
         "gpu": {"name": hardware.name if hardware.cuda else "cpu", "memory_gb": gb(hardware.memory_bytes),
-                "count": max(hardware.device_count, 1)},
+                "count": max(hardware.device_count, 1), "nodes": hardware.nodes},
         "fits": estimate.fits,
         "margin_gb": gb(estimate.margin),
         "assumptions": {"batch": settings.batch, "rows": settings.rows, "length": settings.length,
@@ -52,13 +57,16 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     share = params["trainable"] / params["total"] if params["total"] else 0.0
     lines = [
         f"parameters  {params['trainable']:,} trainable of {params['total']:,} ({share:.4%})",
-        f"per device  {gpu['count']} x {gpu['name']} ({gpu['memory_gb']} GB), {assumed['strategy']}; "
+        f"per device  {_machines(gpu)} {gpu['name']} ({gpu['memory_gb']} GB), {assumed['strategy']} over {assumed['processes']} "
+        f"process{'es' if assumed['processes'] != 1 else ''}; "
         f"batch {assumed['batch']} x {assumed['length']} tokens"
         f"{' in one padding-free row' if assumed['padding_free_row'] else ''}, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
         f"{assumed['optimizer']}, loss via {assumed['loss']}",
         "",
         *(f"  {part:<12} {memory[part]:>8.2f} GB" for part in PARTS),
         f"  {'total':<12} {memory['total']['expected']:>8.2f} GB  (low {memory['total']['low']:.2f}, high {memory['total']['high']:.2f})",
+        *(f"  {FIGURES[key]}: {value:.2f} GB" for key, value in memory["figures"].items()),
+        *([f"  CPU RAM per node for offloaded states: {memory['cpu_ram_per_node']:.2f} GB"] if memory["cpu_ram_per_node"] else []),
         f"  band: {assumed['band']}",
         *(f"  note: {note}" for note in assumed["notes"]),
         "",
@@ -67,6 +75,11 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     lines += [f"  {'fits' if s['fits'] else 'still too big'}: {' '.join(s['change'])} -> {s['expected_gb']:.2f} GB"
               for s in data["suggestions"]]
     return "\n".join(lines)
+
+
+def _machines(gpu: dict[str, Any]) -> str:
+    per_node = gpu["count"]
+    return f"{gpu['nodes']} nodes x {per_node}" if gpu["nodes"] > 1 else f"{per_node} x"
 
 
 def _verdict(data: dict[str, Any]) -> str:

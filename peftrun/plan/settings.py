@@ -33,6 +33,11 @@ class Settings:
     generation_rows: int = 0  # GRPO: sequences generated at once (their KV cache)
     flattened: bool = False  # trainer.throughput may flatten the rows into one (padding-free batches): the same
     # tokens, but eager attention's scores grow with the square of the row
+    per_node: int = 1  # processes on one machine (hybrid sharding, CPU RAM per node)
+    reentrant: bool = False  # activation checkpointing with use_reentrant=True
+    offload_activations: bool = False  # TRL's activation_offloading: saved activations to the CPU
+    compile: bool = False  # torch_compile
+    bnb_saves_input: bool = False  # bitsandbytes before its fused 4-bit kernels kept each 4-bit layer's input
 
     @property
     def sharded(self) -> bool:
@@ -69,11 +74,14 @@ def read_settings(plan: Plan) -> Settings:
     else:
         length, generation = int(setting(plan, "max_length") or 1024), 0
     full_logits = bool(setting(plan, "label_smoothing_factor"))  # label smoothing needs the full logits (TRL)
+    kwargs = setting(plan, "activation_checkpointing_kwargs") or setting(plan, "gradient_checkpointing_kwargs") or {}
     return Settings(
         trainer=kind, batch=batch, rows=batch * 2 if kind in ("dpo", "reward") else batch, length=length,
         flattened=throughput_rule(plan.recipe, plan.hardware)[0] in FLATTENING,
         checkpointing=bool(checkpointing), optim=str(setting(plan, "optim") or "adamw_torch_fused"),
-        full_logits=full_logits, processes=processes * launch.num_machines, strategy=_strategy(plan),
+        full_logits=full_logits, processes=processes * max(launch.num_machines, plan.hardware.nodes), strategy=_strategy(plan),
         offload_optimizer=bool(getattr(launch, "offload_optimizer", False)),
         offload_params=bool(getattr(launch, "offload_params", False)), generation_rows=generation,
+        per_node=processes, reentrant=bool(kwargs.get("use_reentrant", False)) if isinstance(kwargs, dict) else False,
+        offload_activations=bool(setting(plan, "activation_offloading")), compile=bool(setting(plan, "torch_compile")),
     )

@@ -62,6 +62,13 @@ def model_config(plan: Plan) -> Any:
     return config
 
 
+def skeleton_attention(attn: str | None) -> dict[str, str]:
+    """The attention the skeleton is built with: `eager` as asked, any kernel (FlashAttention, a hub kernel)
+    as transformers' default. The skeleton never runs a kernel (the meta step puts its stand-in in place),
+    and whether the kernel is installed is the run's preflight concern, not the plan's."""
+    return {"attn_implementation": "eager"} if attn == "eager" else {}
+
+
 def build_base(plan: Plan, config: Any | None = None) -> Any:
     """The base model on the meta device, in the plan's dtype, with tied weights tied (as from_pretrained does)."""
     import torch
@@ -71,10 +78,9 @@ def build_base(plan: Plan, config: Any | None = None) -> Any:
     config = config if config is not None else model_config(plan)
     auto = AutoModelForSequenceClassification if plan.trainer_type == "reward" else AutoModelForCausalLM
     dtype = getattr(torch, plan.recipe.model.dtype)
-    attn = plan.recipe.model.attn_implementation
     with init_empty_weights():
         model = auto.from_config(config, dtype=dtype, trust_remote_code=plan.recipe.model.trust_remote_code,
-                                 **({"attn_implementation": attn} if attn else {}))
+                                 **skeleton_attention(plan.recipe.model.attn_implementation))
     model.tie_weights()
     return model
 

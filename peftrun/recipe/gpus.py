@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.hardware import Hardware, probe_light, ram_bytes
+from peftrun.recipe.hardware import Hardware, probe_light, ram_bytes, topology
 
 
 @dataclass(frozen=True)
@@ -76,24 +76,34 @@ def find_gpu(text: str) -> GPU:
     return next(gpu for gpu in _TABLE if gpu.name == name)
 
 
-def target_hardware(gpu: str | None, gpus: int | None) -> Hardware:
-    """The hardware to resolve for: the named GPU (x N), N of this machine's GPUs, or this machine."""
-    if gpus is not None and gpus < 1:
-        raise RecipeError(Problem("--gpus", "", f"--gpus must be at least 1, not {gpus}"))
-    if gpu is None:
+def target_hardware(gpu: str | None, gpus: int | None, nodes: int | None = None, gpus_per_node: int | None = None) -> Hardware:
+    """The hardware to resolve for: the named GPU (x N per node, on `nodes` machines), N of this machine's GPUs,
+    or this machine."""
+    wanted = topology(gpu, gpus, nodes, gpus_per_node)
+    count = wanted.gpus_per_node
+    if wanted.gpu is None:
         here = probe_light()
         if not here.cuda:
-            if gpus is not None:
+            if count is not None or wanted.nodes > 1:
                 raise RecipeError(Problem("--gpus", "", "this machine has no GPU: name one with --gpu (e.g. --gpu a100-80gb)"))
             return Hardware(memory_bytes=ram_bytes())
-        return Hardware(True, here.bf16, gpus or here.device_count, here.name, here.memory_bytes) if gpus else here
-    found = find_gpu(gpu)
-    return Hardware(cuda=True, bf16=found.bf16, device_count=gpus or 1, name=found.name, memory_bytes=found.memory_mib * 2**20)
+        return Hardware(True, here.bf16, count or here.device_count, here.name, here.memory_bytes, wanted.nodes)
+    found = find_gpu(wanted.gpu)
+    return Hardware(cuda=True, bf16=found.bf16, device_count=count or 1, name=found.name,
+                    memory_bytes=found.memory_mib * 2**20, nodes=wanted.nodes)
+
+
+def hardware_from_args(args: argparse.Namespace, gpus: int | None = None) -> Hardware:
+    """target_hardware from the flags add_hardware_arguments adds (`gpus` overrides --gpus / --gpus-per-node)."""
+    per_node = gpus or args.gpus_per_node
+    return target_hardware(args.gpu, None if gpus else args.gpus, args.nodes, per_node)
 
 
 def add_hardware_arguments(parser: argparse.ArgumentParser) -> None:
     """--gpu / --gpus for commands that resolve a recipe (validate, explain, plan)."""
-    parser.add_argument("--gpu", metavar="NAME|SIZE", help="resolve for this GPU instead of this machine: "
-                        "a name (a100-80gb, h100, l40s, rtx4090, t4, ...) or a size (24GB)")
+    parser.add_argument("--gpu", metavar="[Nx]NAME|SIZE", help="resolve for this GPU instead of this machine: "
+                        "a name (a100-80gb, h100, l40s, rtx4090, t4, ...) or a size (24GB), with a count per node (8x h100)")
     parser.add_argument("--gpus", type=int, metavar="N", help="number of GPUs (with --gpu, or of this machine's kind)")
+    parser.add_argument("--gpus-per-node", type=int, metavar="G", help="GPUs on each machine (the same as --gpus, or 8x in --gpu 8x h100)")
+    parser.add_argument("--nodes", type=int, metavar="N", help="machines of that many GPUs each (multi-node); default 1")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+
+from peftrun.errors import Problem, RecipeError
 
 
 @dataclass(frozen=True)
@@ -15,11 +18,49 @@ class Hardware:
     device_count: int = 0
     name: str = "cpu"
     memory_bytes: int | None = None  # per device (GPU memory, or the machine's RAM for the CPU); None: unknown
+    nodes: int = 1  # machines, each with device_count GPUs
 
     def describe(self) -> str:
         if not self.cuda:
             return f"CPU only ({os.cpu_count()} cores)"
-        return f"{self.device_count} x {self.name}" + (" (bf16)" if self.bf16 else "")
+        machines = f"{self.nodes} nodes x " if self.nodes > 1 else ""
+        return f"{machines}{self.device_count} x {self.name}" + (" (bf16)" if self.bf16 else "")
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The machines a command is asked about: `--gpu [Nx]NAME`, `--gpus N`, `--nodes N`, `--gpus-per-node G`."""
+
+    gpu: str | None = None  # a GPU name or size, as --gpu takes it, without its count
+    gpus_per_node: int | None = None  # None: as many as the machine has
+    nodes: int = 1
+
+
+_COUNTED = re.compile(r"^\s*(\d+)\s*[x*]\s*(.+)$", re.IGNORECASE)
+
+
+def _at_least_one(flag: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise RecipeError(Problem(flag, "", f"{flag} must be at least 1, not {value}"))
+
+
+def topology(gpu: str | None = None, gpus: int | None = None, nodes: int | None = None,
+             gpus_per_node: int | None = None) -> Topology:
+    """The machines from the command line, for every command that takes these flags (plan, explain, validate,
+    submit): `8x h100` counts the GPUs of one node; `--gpus-per-node` is the same number and `--gpus` its older
+    name; two counts that disagree are an error."""
+    for flag, value in (("--gpus", gpus), ("--nodes", nodes), ("--gpus-per-node", gpus_per_node)):
+        _at_least_one(flag, value)
+    counted = _COUNTED.match(gpu or "")
+    named = int(counted.group(1)) if counted else None
+    _at_least_one("--gpu", named)
+    given = {flag: value for flag, value in (("--gpu", named), ("--gpus-per-node", gpus_per_node), ("--gpus", gpus))
+             if value is not None}
+    if len(set(given.values())) > 1:
+        shown = ", ".join(f"{flag} {value}" for flag, value in given.items())
+        raise RecipeError(Problem("--gpus-per-node", "", f"GPU counts disagree ({shown}): give the GPUs per node once"))
+    name = counted.group(2).strip() if counted else gpu
+    return Topology(name, next(iter(given.values()), None), nodes or 1)
 
 
 CPU = Hardware()

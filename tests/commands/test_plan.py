@@ -30,11 +30,33 @@ def test_json_shape_and_fits(recipe_path: Path, capsys: pytest.CaptureFixture[st
     code, data = plan_json(capsys, str(recipe_path), "--gpu", "a100-80gb")
     assert code == 0 and data["fits"] is True
     assert set(data["parameters"]) >= {"total", "trainable"} and 0 < data["parameters"]["trainable"] < data["parameters"]["total"]
-    parts = {"weights", "adapter", "gradients", "optimizer", "activations", "overhead"}
-    assert set(data["memory_gb"]) == parts | {"total"}
-    total = data["memory_gb"]["total"]
+    parts = {"weights", "adapter", "gradients", "optimizer", "activations", "gathered", "buffers", "overhead"}
+    assert set(data["memory_gb"]) == parts | {"total", "figures", "cpu_ram_per_node"}
+    total, figures = data["memory_gb"]["total"], data["memory_gb"]["figures"]
     assert total["low"] <= total["expected"] <= total["high"]
-    assert data["gpu"] == {"name": "NVIDIA A100 80GB", "memory_gb": 85.9, "count": 1}
+    assert figures["live"] <= figures["reserved"] < figures["device"] == total["expected"]
+    assert data["gpu"] == {"name": "NVIDIA A100 80GB", "memory_gb": 85.9, "count": 1, "nodes": 1}
+
+
+def test_flash_attention_needs_no_kernel_to_plan_or_explain(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("flash_attn") is None  # the case: the kernel is not installed here
+    code, data = plan_json(capsys, str(recipe_path), "model.attn_implementation=flash_attention_2", "--gpu", "a100-80gb")
+    _, sdpa = plan_json(capsys, str(recipe_path), "model.attn_implementation=sdpa", "--gpu", "a100-80gb")
+    assert code == 0 and data["memory_gb"] == sdpa["memory_gb"]  # the same fused-attention stand-in
+    assert main(["explain", str(recipe_path), "model.attn_implementation=flash_attention_2", "--counts"]) == 0
+
+
+def test_nodes_give_per_rank_figures_and_cpu_ram_per_node(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    zero3 = ["launch.strategy=deepspeed", "launch.zero_stage=3", "launch.num_processes=auto"]
+    _, one = plan_json(capsys, str(recipe_path), *zero3, "--gpu", "8x h100")
+    _, two = plan_json(capsys, str(recipe_path), *zero3, "--gpu", "h100", "--nodes", "2", "--gpus-per-node", "8")
+    assert (one["assumptions"]["processes"], two["assumptions"]["processes"]) == (8, 16)
+    assert two["gpu"] == {"name": "NVIDIA H100 80GB", "memory_gb": 85.52, "count": 8, "nodes": 2}
+    assert two["memory_gb"]["weights"] <= one["memory_gb"]["weights"]
+    assert main(["plan", str(recipe_path), "--gpu", "8x h100", "--gpus-per-node", "4"]) == 2
+    assert "GPU counts disagree (--gpu 8, --gpus-per-node 4)" in capsys.readouterr().err
 
 
 def test_does_not_fit_exits_1_with_re_estimated_suggestions(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,9 +35,9 @@ def real_counts(plan: Any) -> tuple[int, int]:
     return get_peft_model(model, build_peft_config(plan)).get_nb_trainable_parameters()
 
 
-# Initializations that read the weights (SHiRA's random mask calls torch.nonzero; FRoD copies out of the
-# weight): no skeleton on the meta device, so `plan` says it cannot estimate (exit 4).
-NEEDS_WEIGHTS = ("shira", "frod")
+# Initializations that read the weights (SHiRA's random mask calls torch.nonzero; FRoD and AdaMSS copy out of
+# the weight): no skeleton on the meta device, so `plan` says it cannot estimate (exit 4).
+NEEDS_WEIGHTS = ("shira", "frod", "adamss")
 
 
 @pytest.mark.parametrize("method", TRAINABLE)

@@ -10,8 +10,7 @@ import torch
 
 from peftrun.builders import build_peft_config, build_quantization_config
 from peftrun.plan.estimate import skeleton_for
-from peftrun.plan.memory import gradient_bytes, optimizer_bytes, shard, weight_bytes
-from peftrun.plan.settings import read_settings
+from peftrun.plan.memory import gradient_bytes, optimizer_bytes, weight_bytes
 
 LORA = {"method": "lora", "r": 4, "lora_alpha": 8}
 
@@ -91,12 +90,3 @@ def test_optimizer_bytes_equal_the_state_after_one_step(make_plan: Any, optim: s
     states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
     real = sum({id(t.untyped_storage()): t.untyped_storage().nbytes() for t in states}.values())
     assert optimizer_bytes(skeleton_for(plan), optim)[0] == real
-
-
-def test_zero_and_fsdp_divide_what_they_shard(make_plan: Any) -> None:
-    parts = (800, 80, 40, 160)
-    for strategy, expected in (("ddp", (800, 80, 40, 160)), ("zero1", (800, 80, 40, 40)),
-                               ("zero2", (800, 80, 10, 40)), ("zero3", (200, 20, 10, 40)), ("fsdp", (200, 20, 10, 40))):
-        settings = read_settings(make_plan(LORA)).__class__(**{**read_settings(make_plan(LORA)).__dict__,
-                                                               "strategy": strategy, "processes": 4})
-        assert shard(settings, *parts) == expected, strategy
