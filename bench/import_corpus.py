@@ -1,6 +1,6 @@
 """How `peftrun import` does on real published configs (tests/interop/corpus, see SOURCES.tsv there).
 
-    PYTHONPATH=. .venv/bin/python bench/import_corpus.py [-v]
+    PYTHONPATH=. .venv/bin/python bench/import_corpus.py [-v] [TOOL...]
 
 Each config is judged against its expectations (tests/interop/corpus/expected, derived from the source tool's
 code and defaults by scripts/corpus_expectations.py): faithful, refused with a true reason (the import refuses,
@@ -18,9 +18,11 @@ from tests.interop.corpus_check import expectations, judge
 VERDICTS = ("faithful", "refused", "lost")
 
 
-def main(verbose: bool) -> None:
+def main(verbose: bool, tools: list[str]) -> None:
     counts: dict[str, Counter[str]] = {}
     for tool, path, doc in expectations():
+        if tools and tool not in tools:
+            continue
         outcome = judge(tool, path, doc)
         counts.setdefault(tool, Counter())[outcome.verdict] += 1
         if verbose and outcome.verdict != "faithful":
@@ -36,4 +38,4 @@ def main(verbose: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("-v" in sys.argv)
+    main("-v" in sys.argv, [a for a in sys.argv[1:] if not a.startswith("-")])

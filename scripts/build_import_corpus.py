@@ -29,7 +29,7 @@ def git(repo: Path, *args: str) -> bytes:
 
 
 def main(root: Path) -> None:
-    rows = ["tool\trepository\tpath\tcommit\tlicense"]
+    rows = ["tool\trepository\tpath\tcommit\tblob\tlicense"]
     for line in LIST.read_text().split("\n"):
         if not line.strip() or line.startswith("#"):
             continue
@@ -40,7 +40,8 @@ def main(root: Path) -> None:
         target = CORPUS / tool / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(git(repo, "show", f"{commit}:{path}"))
-        rows.append(f"{tool}\t{repo_name}\t{path}\t{commit}\t{license_}")
+        blob = git(repo, "rev-parse", f"{commit}:{path}").decode().strip()  # git's id of the file's bytes
+        rows.append(f"{tool}\t{repo_name}\t{path}\t{commit}\t{blob}\t{license_}")
     (CORPUS / "SOURCES.tsv").write_text("\n".join(rows) + "\n")
     print(f"{len(rows) - 1} files")
 

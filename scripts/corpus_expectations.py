@@ -83,6 +83,16 @@ def _zero(path: str, base: Path) -> tuple[str, int | None]:
     return "deepspeed", int(stage) if stage is not None else 0
 
 
+def _launch(e: Expect, path: str, base: Path) -> None:
+    """DeepSpeed from the JSON the config names; ZeRO stage 0 shards nothing: plain data parallelism (DDP)."""
+    strategy, stage = _zero(path, base)
+    if stage == 0:
+        e.stated("launch.strategy", "deepspeed", "ddp")
+        return
+    e.stated("launch.strategy", "deepspeed", strategy)
+    e.stated("launch.zero_stage", "deepspeed", stage)
+
+
 AX_RL = {"dpo": "dpo", "ipo": "dpo", "kto": "kto", "orpo": "orpo", "grpo": "grpo", "gdpo": "grpo", "simpo": "cpo"}
 
 
@@ -120,9 +130,7 @@ def axolotl(e: Expect, base: Path) -> None:
     if c.get("val_set_size"):
         e.stated("dataset.eval.fraction", "val_set_size", float(c["val_set_size"]))
     if c.get("deepspeed"):
-        strategy, stage = _zero(str(c["deepspeed"]), base)
-        e.stated("launch.strategy", "deepspeed", strategy)
-        e.stated("launch.zero_stage", "deepspeed", stage)
+        _launch(e, str(c["deepspeed"]), base)
     elif c.get("fsdp") or c.get("fsdp_config"):
         e.stated("launch.strategy", "fsdp_config", "fsdp")
     e.unsupported("process_reward_model", "relora", "lisa_n_layers", "unfrozen_parameters", "gptq", "streaming",
@@ -175,12 +183,15 @@ def llamafactory(e: Expect, base: Path) -> None:
     names = [n.strip() for n in str(c.get("dataset", "")).split(",") if n.strip()]
     e.stated("dataset.count", "dataset", len(names))
     if c.get("deepspeed"):
-        strategy, stage_ = _zero(str(c["deepspeed"]), base)
-        e.stated("launch.strategy", "deepspeed", strategy)
-        e.stated("launch.zero_stage", "deepspeed", stage_)
+        _launch(e, str(c["deepspeed"]), base)
     for key in ("use_badam", "use_apollo", "use_adam_mini", "use_muon", "use_asft_loss", "use_eaft_loss",
-                "mixture_of_depths", "loraplus_lr_ratio", "fp8", "use_galore"):
+                "mixture_of_depths", "loraplus_lr_ratio", "fp8"):
         e.unsupported(key)
+    if c.get("use_galore"):  # src/llamafactory/train/trainer_utils.py _create_galore_optimizer: GaLoreAdamW
+        e.stated("trainer.optim", "use_galore", "galore_adamw_layerwise" if c.get("galore_layerwise")
+                 else "galore_adamw")
+    if c.get("use_dft_loss"):  # src/llamafactory/train/sft/trainer.py:108 dft_loss_func
+        e.stated("trainer.loss_type", "use_dft_loss", "dft")
     if any(k in c for k in ("image_max_pixels", "video_max_pixels")):
         e.refuse.append("template")
 
@@ -213,6 +224,8 @@ def trl(e: Expect, base: Path, kind: str = "sft") -> None:
     dtype = c.get("dtype", c.get("torch_dtype"))
     if dtype:
         e.stated("model.dtype", "dtype" if "dtype" in c else "torch_dtype", dtype)
+    if "max_seq_length" in c and "max_length" not in c:  # SFTConfig's name until TRL 0.20 (renamed max_length)
+        c = e.config = {**c, "max_length": c["max_seq_length"]}
     cite = f"peftrun/recipe/schema/trl_fields.json (TRL {TRL_TABLE.get('trl_version', '')}) {kind} defaults"
     for path, key in (("trainer.learning_rate", "learning_rate"), ("trainer.num_train_epochs", "num_train_epochs"),
                       ("trainer.per_device_train_batch_size", "per_device_train_batch_size"),
@@ -226,6 +239,12 @@ def trl(e: Expect, base: Path, kind: str = "sft") -> None:
     mixer = c.get("dataset_mixer") or {}
     count = len(mixture.get("datasets", [])) or len(mixer) or (1 if c.get("dataset_name") else 0)
     e.stated("dataset.count", "dataset_mixture" if mixture else "dataset_mixer" if mixer else "dataset_name", count)
+    if any(float(d.get("weight") or 1.0) != 1.0 for d in mixture.get("datasets", [])):
+        e.refuse.append("dataset_mixture")  # src/alignment/data.py: weight keeps a shuffled share of the rows
+    if any(float(share) != 1.0 for share in mixer.values()):
+        e.refuse.append("dataset_mixer")
+    if c.get("chat_template"):
+        e.refuse.append("chat_template")  # an inline jinja template (src/alignment/configs.py SFTConfig)
     if kind == "sft" and "packing" in c:
         e.stated("trainer.packing", "packing", bool(c["packing"]))
 
@@ -284,7 +303,7 @@ def torchtune(e: Expect, base: Path) -> None:
 def main() -> None:
     rows = [line.split("\t") for line in (CORPUS / "SOURCES.tsv").read_text().splitlines()[1:]]
     written = 0
-    for tool, repo, path, commit, license_ in rows:
+    for tool, repo, path, commit, _, license_ in rows:
         if not path.endswith((".yaml", ".yml")) or path.startswith(("data/", "examples/accelerate/")):
             continue
         config = yaml.safe_load((CORPUS / tool / path).read_text())

@@ -25,7 +25,6 @@ from peftrun.recipe.resolver import resolve
 
 CORPUS = Path(__file__).with_name("corpus")
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="H100")  # the machines these configs are written for
-READ_AS = {"handbook": "trl"}  # alignment-handbook recipes are TRL CLI configs (TrlParser)
 
 
 @dataclass
@@ -88,7 +87,7 @@ def judge(tool: str, path: str, doc: dict[str, Any]) -> Outcome:
     refuse = doc.get("refuse") or []
     with inside(CORPUS / tool):
         try:
-            imported, _ = import_config(Path(path), READ_AS.get(tool))
+            imported, _ = import_config(Path(path))  # the tool detected, as a user runs it
         except RecipeError as exc:
             text = str(exc)
             named = [k for k in refuse if k in text]
