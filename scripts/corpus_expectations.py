@@ -129,6 +129,11 @@ def axolotl(e: Expect, base: Path) -> None:
     e.default("trainer.packing", "sample_packing", bool(c.get("sample_packing")), at("axolotl", "sample_packing") + " (unset: off)")
     if c.get("val_set_size"):
         e.stated("dataset.eval.fraction", "val_set_size", float(c["val_set_size"]))
+    fsdp = c.get("fsdp_config") or {}
+    if fsdp.get("activation_checkpointing") or fsdp.get("fsdp_activation_checkpointing"):
+        e.stated("trainer.activation_checkpointing", "fsdp_config", True)  # src/axolotl/utils/schemas/fsdp.py:20
+    elif isinstance(c.get("gradient_checkpointing"), bool):
+        e.stated("trainer.activation_checkpointing", "gradient_checkpointing", c["gradient_checkpointing"])
     if c.get("deepspeed"):
         _launch(e, str(c["deepspeed"]), base)
     elif c.get("fsdp") or c.get("fsdp_config"):

@@ -156,12 +156,16 @@ def _fsdp(value: Any, tr: Translation) -> dict[str, Any]:
     config = tr.get("fsdp_config") or {}
     options = value if isinstance(value, list) else []
     offload = "offload" in options or bool(config.get("fsdp_offload_params") or config.get("offload_params"))
+    checkpointing = {"activation_checkpointing", "fsdp_activation_checkpointing"}
     for key in config:
         if key not in ("fsdp_offload_params", "offload_params", "fsdp_auto_wrap_policy", "auto_wrap_policy",
-                       "fsdp_transformer_layer_cls_to_wrap", "transformer_layer_cls_to_wrap"):
+                       "fsdp_transformer_layer_cls_to_wrap", "transformer_layer_cls_to_wrap", *checkpointing):
             tr.skip(f"fsdp_config.{key}", "peftrun's FSDP launch sets this itself (FSDP1, full shard, "
                                            "transformer-layer wrapping, sharded checkpoints): see docs/launch.md")
-    return {"launch.strategy": "fsdp", "launch.offload_params": offload}
+    out = {"launch.strategy": "fsdp", "launch.offload_params": offload}
+    if any(config.get(key) for key in checkpointing):  # FSDP's own activation checkpointing (schemas/fsdp.py)
+        out["trainer.activation_checkpointing"] = True
+    return out
 
 
 def _deepspeed(value: Any, tr: Translation) -> dict[str, Any]:

@@ -51,6 +51,8 @@ DATASETS: dict[str, tuple[str | None, dict[str, Any], bool]] = {
     "instruct_dataset": (None, {}, False),
     "text_completion_dataset": (None, {}, False),
 }
+# builders that read one folder of their hub dataset (torchtune/datasets/_stack_exchange_paired.py:131)
+BUILDER_DATA_DIRS = {"stack_exchange_paired_dataset": "data/rl"}
 SCHEDULERS = {"get_cosine_schedule_with_warmup": "cosine", "get_linear_schedule_with_warmup": "linear",
               "get_constant_schedule_with_warmup": "constant_with_warmup"}
 OPTIMIZERS = {"torch.optim.AdamW": "adamw_torch", "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit",
@@ -125,9 +127,10 @@ def _dataset(item: dict[str, Any], tr: Translation, key: str) -> dict[str, Any] 
                                                              f"({', '.join(DATASETS)})"))
     if name.startswith("alpaca"):
         tr.skip(f"{key}._component_", ALPACA_NOTE)
-    if item.get("data_dir"):
-        tr.skip(f"{key}.data_dir", f"the builder reads the dataset's {item['data_dir']} folder (data_dir); "
-                                   "peftrun's source has no data_dir: set data_files to that folder's files")
+    data_dir = item.get("data_dir", BUILDER_DATA_DIRS.get(name))
+    if data_dir:
+        tr.skip(f"{key}.data_dir", f"the builder reads the dataset's {data_dir} folder (data_dir); peftrun's "
+                                   "source has no data_dir: set data_files to that folder's files")
     source, shape, _ = DATASETS[name]
     path = item.get("data_files") if item.get("source") in ("json", "csv", "parquet") else item.get("source", source)
     columns = dict(shape.get("columns", {}))
