@@ -126,7 +126,8 @@ def axolotl(e: Expect, base: Path) -> None:
     else:
         e.take("trainer.gradient_accumulation_steps", "gradient_accumulation_steps", "axolotl")
     e.take("trainer.max_length", "sequence_len", "axolotl")
-    e.default("trainer.packing", "sample_packing", bool(c.get("sample_packing")), at("axolotl", "sample_packing") + " (unset: off)")
+    e.default("trainer.packing", "sample_packing", bool(c.get("sample_packing")),
+              at("axolotl", "sample_packing") + " (unset: off)")
     if c.get("val_set_size"):
         e.stated("dataset.eval.fraction", "val_set_size", float(c["val_set_size"]))
     fsdp = c.get("fsdp_config") or {}
@@ -171,7 +172,8 @@ def llamafactory(e: Expect, base: Path) -> None:
         e.take("peft.lora_dropout", "lora_dropout", "llamafactory", num)
     bit = c.get("quantization_bit")
     bnb = bit and c.get("quantization_method", "bnb") == "bnb"
-    e.default("quantization.bits", "quantization_bit", int(bit) if bnb else None, at("llamafactory", "quantization_bit"))
+    e.default("quantization.bits", "quantization_bit", int(bit) if bnb else None,
+              at("llamafactory", "quantization_bit"))
     if bit and not bnb:
         e.refuse.append("quantization_method")
     for path, key in (("trainer.learning_rate", "learning_rate"), ("trainer.num_train_epochs", "num_train_epochs"),
@@ -209,7 +211,8 @@ def handbook(e: Expect, base: Path, path: Path) -> None:
     """alignment-handbook recipes: recipes/<model>/<sft|dpo|orpo>/*.yaml run by scripts/<that>.py (its README)."""
     folder = path.parent.name if path.parent.name in ("sft", "dpo", "orpo") else "sft"
     e.default("trainer.type", "recipes/<model>/<trainer>/", folder,
-              "alignment-handbook README.md / scripts/README.md: recipes/<model>/<sft|dpo|orpo>/ run by scripts/<same>.py")
+              "alignment-handbook README.md / scripts/README.md: recipes/<model>/<sft|dpo|orpo>/ run by "
+              "scripts/<same>.py")
     trl(e, base, folder)
 
 

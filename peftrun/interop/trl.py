@@ -128,7 +128,8 @@ def _mixer(value: Any, tr: Translation) -> dict[str, Any]:
     entries = []
     for dataset, share in value.items():
         if float(share) != 1.0:
-            tr.skip(f"dataset_mixer.{dataset}", f"share {share} of the rows: peftrun's sources take max_samples, a count")
+            tr.skip(f"dataset_mixer.{dataset}", f"share {share} of the rows: peftrun's sources take max_samples, "
+                                                "a count")
         entries += [source_entry(dataset, split=split) for split in train]
     write_sources(tr, "dataset_mixer", entries)
     test = [s for s in splits if "test" in s]
