@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from peftrun.interop.axolotl_data import datasets, test_datasets
-from peftrun.interop.convert import deepspeed, dtype_of, number, per_epoch, template_name, to, trainer_field, when_true
+from peftrun.interop.convert import deepspeed, dtype_of, number, partial_freezing, per_epoch, source_entry, \
+    template_name, to, trainer_field, trainer_fields, when_true, write_sources
 from peftrun.interop.keymap import Key, Table, Translation, translate
 from peftrun.interop.sources import Source
 
@@ -31,7 +32,8 @@ CITED = (
     "https://docs.axolotl.ai/docs/config-reference.html",
 )
 RL_TYPES: dict[str, tuple[str, Any]] = {"dpo": ("dpo", None), "ipo": ("dpo", ["ipo"]), "kto": ("kto", None),
-                                        "grpo": ("grpo", None), "orpo": ("orpo", None), "simpo": ("cpo", "simpo")}
+                                        "grpo": ("grpo", None), "orpo": ("orpo", None), "simpo": ("cpo", "simpo"),
+                                        "gdpo": ("grpo", None)}
 AUTO_CLASSES = ("AutoModelForCausalLM", "AutoTokenizer")
 
 
@@ -113,7 +115,11 @@ def _rl(value: Any, tr: Translation) -> dict[str, Any]:
     if not value:
         return {"trainer.type": "reward" if tr.get("reward_model") else "sft"}
     kind, loss = RL_TYPES.get(str(value), (str(value), None))
-    return {"trainer.type": kind, **({"trainer.loss_type": loss} if loss else {})}
+    out = {"trainer.type": kind, **({"trainer.loss_type": loss} if loss else {})}
+    if value == "gdpo" and not tr.get("trl.multi_objective_aggregation"):
+        # GRPO with each reward normalized before the sum (src/axolotl/core/builders/rl.py: setdefault for GDPO)
+        out["trainer.multi_objective_aggregation"] = "normalize_then_sum"
+    return out
 
 
 def _special_tokens(value: Mapping[str, Any], tr: Translation) -> dict[str, Any]:
@@ -150,12 +156,16 @@ def _fsdp(value: Any, tr: Translation) -> dict[str, Any]:
     config = tr.get("fsdp_config") or {}
     options = value if isinstance(value, list) else []
     offload = "offload" in options or bool(config.get("fsdp_offload_params") or config.get("offload_params"))
+    checkpointing = {"activation_checkpointing", "fsdp_activation_checkpointing"}
     for key in config:
         if key not in ("fsdp_offload_params", "offload_params", "fsdp_auto_wrap_policy", "auto_wrap_policy",
-                       "fsdp_transformer_layer_cls_to_wrap", "transformer_layer_cls_to_wrap"):
+                       "fsdp_transformer_layer_cls_to_wrap", "transformer_layer_cls_to_wrap", *checkpointing):
             tr.skip(f"fsdp_config.{key}", "peftrun's FSDP launch sets this itself (FSDP1, full shard, "
                                            "transformer-layer wrapping, sharded checkpoints): see docs/launch.md")
-    return {"launch.strategy": "fsdp", "launch.offload_params": offload}
+    out = {"launch.strategy": "fsdp", "launch.offload_params": offload}
+    if any(config.get(key) for key in checkpointing):  # FSDP's own activation checkpointing (schemas/fsdp.py)
+        out["trainer.activation_checkpointing"] = True
+    return out
 
 
 def _deepspeed(value: Any, tr: Translation) -> dict[str, Any]:
@@ -174,16 +184,16 @@ def _checkpointing(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def _trl_section(value: Mapping[str, Any], tr: Translation) -> dict[str, Any]:
+    """Axolotl's `trl:` section: fields of TRL's config by their own names (reward functions a.b.f -> a.b:f)."""
     out: dict[str, Any] = {}
     for key, item in value.items():
         if key == "reward_funcs":
             out["trainer.reward_funcs"] = [".".join(f.split(".")[:-1]) + ":" + f.split(".")[-1] if "." in f else f
                                            for f in item]
-        elif key in ("beta", "num_generations", "max_completion_length", "temperature", "use_vllm", "loss_type",
-                     "epsilon", "scale_rewards", "top_p", "top_k", "generation_batch_size", "reward_weights"):
+        elif key in trainer_fields():
             out[f"trainer.{key}"] = item
-        else:
-            tr.skip(f"trl.{key}", "not carried by peftrun's importer")
+        elif item not in (None, False, [], {}):
+            tr.skip(f"trl.{key}", "not a field of TRL's config classes this peftrun takes")
     return out
 
 
@@ -197,8 +207,35 @@ def _model_class(source: str) -> Any:
     return convert
 
 
+def _base_model(value: Any, tr: Translation) -> dict[str, Any]:
+    """A hub id or directory; a `.gguf` file is the file inside its folder (transformers' gguf_file)."""
+    text = str(value)
+    if text.lower().endswith(".gguf") and "/" in text:
+        folder, name = text.rsplit("/", 1)
+        return {"model.name_or_path": folder, "model.gguf_file": name}
+    return {"model.name_or_path": text}
+
+
+def _pretraining(value: Any, tr: Translation) -> dict[str, Any]:
+    """pretraining_dataset: text streamed from the hub and packed (src/axolotl/utils/schemas/config.py: streaming
+    follows pretraining_dataset); peftrun loads the data in full."""
+    items = value if isinstance(value, list) else [value]
+    entries = [source_entry(i["path"], split=i.get("split"), name=i.get("name"),
+                            columns={"text": i["text_column"]} if i.get("text_column", "text") != "text" else None)
+               for i in items if isinstance(i, Mapping) and i.get("path")]
+    write_sources(tr, "pretraining_dataset", entries)
+    tr.skip("pretraining_dataset", "Axolotl streams a pretraining dataset (its order and the rows a max_steps run "
+                                   "sees); peftrun loads it in full and shuffles it")
+    return {"trainer.packing": True}
+
+
 KEYS = (
-    Key("base_model", "model.name_or_path"),
+    Key("base_model", "model.name_or_path", "a .gguf file -> its folder + model.gguf_file", _base_model),
+    Key("pretraining_dataset", "dataset.path / dataset.sources", "streamed by Axolotl: listed", _pretraining),
+    Key("unfrozen_parameters", "-", "partial freezing: refused", lambda v, tr: partial_freezing("unfrozen_parameters",
+                                                                                                tr) if v else {}),
+    Key("lisa_n_layers", "-", "LISA (layers unfrozen in turn): refused",
+        lambda v, tr: partial_freezing("lisa_n_layers", tr) if v else {}),
     Key("base_model_config", reason="peftrun reads the model config from model.name_or_path"),
     Key("tokenizer_config", "model.tokenizer"),
     Key("revision_of_model", "model.revision"),
@@ -315,7 +352,8 @@ IGNORED = {
 }
 
 TABLE = Table("axolotl", "Axolotl", KEYS, CITED, trainer_field,
-              "any other key that is a TRL / transformers training argument -> trainer.<same name>", IGNORED)
+              "any other key that is a TRL / transformers training argument -> trainer.<same name>", IGNORED,
+              known="axolotl")
 
 
 def translate_source(source: Source) -> Translation:

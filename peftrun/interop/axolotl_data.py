@@ -22,6 +22,9 @@ RL_STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
+DEFAULT_ROLES = {"human": "user", "gpt": "assistant"}
+
+
 def _dataset(entry: Mapping[str, Any], index: int, tr: Translation, key: str) -> dict[str, Any] | None:
     kind = entry.get("type")
     fmt: Any = None
@@ -62,8 +65,11 @@ def _message_format(entry: Mapping[str, Any]) -> Any:
     role = entry.get("message_field_role") or props.get("role", "role")
     content = entry.get("message_field_content") or props.get("content", "content")
     messages = entry.get("field_messages", "messages")
-    roles = {alias: name for name, aliases in (entry.get("roles") or {}).items() for alias in aliases if alias != name}
-    if (messages, role, content, roles) == ("messages", "role", "content", {}):
+    given = entry.get("roles")
+    # without `roles`, Axolotl maps human -> user and gpt -> assistant (prompt_strategies/chat_template.py)
+    roles = {alias: name for name, aliases in given.items() for alias in aliases if alias != name} if given \
+        else dict(DEFAULT_ROLES)
+    if (messages, role, content) == ("messages", "role", "content") and not given:
         return None
     return {"messages": messages, "role": role, "content": content, **({"roles": roles} if roles else {})}
 
@@ -81,8 +87,10 @@ def datasets(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def test_datasets(value: Any, tr: Translation) -> dict[str, Any]:
+    """Axolotl's test_datasets as the eval data: one plain file as a path, typed ones as eval sources."""
     entries = [e for i, d in enumerate(value or []) if (e := _dataset(d, i, tr, "test_datasets")) is not None]
-    if len(entries) != 1 or set(entries[0]) - {"path"}:
-        tr.skip("test_datasets", "peftrun's dataset.eval takes one path (no format or split of its own)")
+    if not entries:
         return {}
-    return {"dataset.eval": {"path": entries[0]["path"]}}
+    if len(entries) == 1 and set(entries[0]) == {"path"}:
+        return {"dataset.eval": {"path": entries[0]["path"]}}
+    return {"dataset.eval": {"sources": entries}}

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from peftrun.errors import Problem, RecipeError
 from peftrun.interop.keymap import RENAMED, Convert, Translation
 
 # Chat template names the recipe's `model.chat_template` takes (the data contract), by the names tools use.
@@ -43,6 +45,14 @@ def not_carried_when_on(key: str, reason: str) -> Convert:
             tr.skip(key, reason)
         return {}
     return convert
+
+
+def partial_freezing(key: str, tr: Translation) -> dict[str, Any]:
+    """Training some of a model's own parameters and freezing the rest: one rule for every tool (Axolotl's
+    unfrozen_parameters and LISA, LLaMA-Factory's freeze): refused, since peftrun trains an adapter or all."""
+    raise RecipeError(Problem("", key, f"peftrun cannot run this {tr.tool} config: {key} trains only some of the "
+                                       "model's parameters (partial freezing); peftrun trains a PEFT adapter or every "
+                                       "parameter. Use an adapter (e.g. LoRA on those modules) instead"))
 
 
 def per_epoch(count: int | None, epochs: float) -> float | None:
@@ -81,24 +91,33 @@ def near(path: str, tr: Translation) -> Path | None:
     return None
 
 
+ZERO_IN_NAME = re.compile(r"(?:zero|_z)[_-]?([0-3])(?![0-9])", re.I)  # zero3_bf16.json, ds_z3_config.json
+
+
 def deepspeed(value: Any, tr: Translation, source: str) -> dict[str, Any]:
-    """A DeepSpeed config (a file path or an inline mapping) as `launch`: ZeRO stage and offloads."""
+    """A DeepSpeed config (a file path or an inline mapping) as `launch`: ZeRO stage and offloads, read from the
+    file; a file that is not here gives its stage from its name (the offloads are then listed, never guessed)."""
     config: Any = value
     if isinstance(value, str):
         found = near(value, tr)
         config = json.loads(found.read_text()) if found else None
-        if config is None:
-            match = re.search(r"zero[_-]?([123])", Path(value).name)
-            if not match:
-                tr.skip(source, f"DeepSpeed config {value} not found here, and its name does not say the ZeRO stage")
-                return {}
-            tr.skip(source, f"DeepSpeed config {value} not found here: ZeRO stage {match.group(1)} read from its "
-                            "name; its other settings (offload, buckets) are not carried")
-            return {"launch.strategy": "deepspeed", "launch.zero_stage": int(match.group(1)),
-                    "launch.offload_optimizer": "offload" in value, "launch.offload_params": "offload" in value
-                    and match.group(1) == "3"}
+    if config is None:
+        match = ZERO_IN_NAME.search(Path(str(value)).name)
+        if not match:
+            tr.skip(source, f"DeepSpeed config {value} not found here, and its name does not say the ZeRO stage")
+            return {}
+        tr.skip(source, f"DeepSpeed config {value} not found here: ZeRO stage {match.group(1)} read from its name; "
+                        "its offload and other settings are not known, so not carried")
+        return _zero(int(match.group(1)), {}, tr, source)
     zero = config.get("zero_optimization", {}) if isinstance(config, Mapping) else {}
-    out: dict[str, Any] = {"launch.strategy": "deepspeed", "launch.zero_stage": int(zero.get("stage", 0)) or 2}
+    return _zero(int(zero.get("stage", 0)), zero, tr, source)
+
+
+def _zero(stage: int, zero: Mapping[str, Any], tr: Translation, source: str) -> dict[str, Any]:
+    if stage == 0:
+        tr.notes.append(f"{source}: ZeRO stage 0 shards nothing: written as DDP (the same data parallelism)")
+        return {"launch.strategy": "ddp"}
+    out: dict[str, Any] = {"launch.strategy": "deepspeed", "launch.zero_stage": stage}
     for key in ("offload_optimizer", "offload_param"):
         device = (zero.get(key) or {}).get("device", "none")
         out["launch." + ("offload_params" if key == "offload_param" else key)] = device not in ("none", None)
@@ -138,5 +157,16 @@ def trainer_field(key: str, value: Any, tr: Translation) -> bool:
     name of one, e.g. max_seq_length, to its current name)."""
     if key not in trainer_fields() and f"trainer.{key}" not in RENAMED:
         return False
+    if isinstance(value, str) and key in list_fields():
+        value = [value]  # a list field given one name (DPO's loss_type: apo_zero, as TRL's parser takes it)
     tr.write(f"trainer.{key}", number(value) if key == "learning_rate" else value, key)
     return True
+
+
+@cache
+def list_fields() -> frozenset[str]:
+    """TRL config fields that only take a list (of names)."""
+    from peftrun.recipe.schema import trl_table
+
+    return frozenset(row["name"] for rows in trl_table()["fields"].values() for row in rows
+                     if row["kinds"] and all(k.startswith("list") for k in row["kinds"]))

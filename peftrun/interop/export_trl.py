@@ -32,6 +32,7 @@ class Exported:
     data: dict[str, Any] = field(default_factory=dict)
     not_expressible: dict[str, str] = field(default_factory=dict)  # recipe key -> why
     notes: list[str] = field(default_factory=list)
+    files: dict[Path, str] = field(default_factory=dict)  # files the config names, to write beside it
 
     def text(self, source: str) -> str:
         lines = [f"# TRL CLI config exported by `peftrun export trl` from {source}.",
@@ -51,7 +52,7 @@ def one_item_safe(names: list[str] | str | None) -> list[str] | str | None:
     return names
 
 
-def _model(plan: Plan, out: Exported) -> None:
+def _model(plan: Plan, out: Exported, beside: Path | None) -> None:
     model = plan.recipe.model
     out.data.update(model_name_or_path=model.name_or_path, dtype=model.dtype)
     if model.revision:
@@ -64,7 +65,7 @@ def _model(plan: Plan, out: Exported) -> None:
                      ("gguf_file", "TRL's scripts cannot load a GGUF checkpoint")):
         if getattr(model, key):
             out.not_expressible[f"model.{key}"] = why
-    _template(plan, out)
+    _template(plan, out, beside)
     _special_tokens(plan, out)
 
 
@@ -74,18 +75,26 @@ def _trl_fields(plan: Plan) -> set[str]:
     return {row["name"] for row in trl_table()["fields"][plan.trainer_type]}
 
 
-def _template(plan: Plan, out: Exported) -> None:
+def _template(plan: Plan, out: Exported, beside: Path | None) -> None:
+    """A .jinja path as chat_template_path; a shipped template name written beside the export as a file and
+    named by chat_template_path (TRL's SFT / DPO configs read a template from a file)."""
     template = plan.recipe.model.chat_template
     if not template:
         return
-    if str(template).endswith(".jinja") and "chat_template_path" in _trl_fields(plan):
+    takes_path = "chat_template_path" in _trl_fields(plan)
+    if str(template).endswith(".jinja") and takes_path:
         out.data["chat_template_path"] = template
         return
     shipped = SHIPPED_TEMPLATES / f"{template}.jinja"
-    hint = f" (peftrun's file: {shipped}; copy it and set chat_template_path)" if shipped.is_file() else ""
-    where = "a .jinja path (chat_template_path)" if "chat_template_path" in _trl_fields(plan) else "no template"
-    out.not_expressible["model.chat_template"] = f"{template}: TRL's {plan.trainer_type} config takes {where}, " \
-                                                 f"not peftrun's template names{hint}"
+    if takes_path and shipped.is_file() and beside is not None:
+        path = beside.with_name(f"{beside.stem}.{template}.jinja")
+        out.files[path] = shipped.read_text()
+        out.data["chat_template_path"] = str(path)
+        out.notes.append(f"chat template {template}: peftrun's template written to {path}")
+        return
+    where = "a .jinja path (chat_template_path): write the export to a file (-o) to get it beside" if takes_path \
+        else "no template"
+    out.not_expressible["model.chat_template"] = f"{template}: TRL's {plan.trainer_type} config takes {where}"
 
 
 def _special_tokens(plan: Plan, out: Exported) -> None:
@@ -180,15 +189,17 @@ def _dataset(plan: Plan, out: Exported) -> None:
     entries = _entries(dataset, out)
     evaluation = dataset.eval
     fraction = evaluation is not None and evaluation.fraction is not None
-    if len(entries) > 1 or "data_files" in entries[0] or fraction:
-        out.data["datasets"] = entries
+    sliced = any("[" in str(entry.get("split", "")) for entry in entries)  # train[:90%]: a load_dataset split
+    if len(entries) > 1 or "data_files" in entries[0] or fraction or sliced:
+        out.data["datasets"] = entries  # DatasetConfig.split goes to load_dataset; dataset_train_split is a key
     else:
         keys = {"path": "dataset_name", "name": "dataset_config", "split": "dataset_train_split"}
         out.data.update({keys[k]: v for k, v in entries[0].items()})
     if fraction:
         out.data["test_split_size"] = evaluation.fraction
-    elif evaluation is not None and evaluation.split is not None and "datasets" not in out.data:
-        out.data["dataset_test_split"] = evaluation.split
+    elif evaluation is not None and evaluation.split is not None and "datasets" not in out.data \
+            and "[" not in evaluation.split:
+        out.data["dataset_test_split"] = evaluation.split  # a key of the loaded DatasetDict
     elif evaluation is not None:
         out.not_expressible["dataset.eval"] = "TRL's scripts evaluate on a split of the training dataset only: " \
                                               "evaluation is off in this config (eval_strategy: no)"
@@ -245,12 +256,13 @@ def _refused(plan: Plan, path: str, message: str) -> RecipeError:
     return RecipeError(Problem(plan.recipe.where(path), path, f"cannot be exported: {message}"))
 
 
-def export_trl(plan: Plan) -> Exported:
-    """The TRL CLI config for a resolved plan."""
+def export_trl(plan: Plan, beside: Path | None = None) -> Exported:
+    """The TRL CLI config for a resolved plan; `beside`: the file it will be written to (files it names go next
+    to it)."""
     if plan.trainer_type not in TRAINER_COMMANDS:
         raise _refused(plan, "trainer.type", f"TRL's CLI has no `{plan.trainer_type}` command")
     out = Exported(plan.trainer_type)
-    _model(plan, out)
+    _model(plan, out, beside)
     _quantization(plan, out)
     if not _peft(plan, out):
         raise _refused(plan, "peft.method", f"TRL's CLI builds LoRA adapters only (get_peft_config), "

@@ -6,8 +6,11 @@ test walks it, so what the importer does and what the docs say cannot drift.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from peftrun.recipe.migrations import CHANGES
@@ -139,6 +142,7 @@ class Table:
     fallback: Fallback | None = None  # keys no row names (e.g. any TRL config field)
     fallback_doc: str = ""  # what the fallback does, for the docs
     ignored: Mapping[str, str] = field(default_factory=dict)  # keys with no effect on what trains -> why
+    known: str = ""  # the generated table of every key the tool takes (tool_keys/<known>.json), if there is one
 
     def __post_init__(self) -> None:
         names = [k.source for k in self.keys]
@@ -162,6 +166,37 @@ def _walk(node: Mapping[str, Any], table: Table, prefix: str = "") -> Iterator[t
             yield path, value
 
 
+EMPTY = (None, False, "", [], {})
+KNOWN = Path(__file__).with_name("tool_keys")
+
+
+@cache
+def known_keys(name: str) -> dict[str, Any]:
+    """A tool's keys, defaults and declarations, generated from its source (scripts/gen_tool_keys.py)."""
+    return json.loads((KNOWN / f"{name}.json").read_text())
+
+
+def _asks_nothing(key: str, value: Any, table: Table) -> bool:
+    """An empty, false or null key (one no row carries) whose tool default is empty too: it asks for nothing."""
+    if value not in EMPTY:
+        return False
+    row = known_keys(table.known)["keys"].get(key.split(".")[-1]) if table.known else None
+    return row is None or row["default"] in EMPTY
+
+
+def unknown(key: str, table: Table) -> str:
+    """Why a key no row or fallback takes is not carried: a valid setting of the tool, or not one of its keys."""
+    if not table.known:
+        return f"peftrun's importer has no counterpart for this {table.title} setting"
+    data = known_keys(table.known)
+    row = data["keys"].get(key.split(".")[-1].split("[")[0])
+    where = f"{data['repository']}@{data['commit'][:10]}"
+    if row is None:
+        return f"not a key {table.title} declares at {where} (misspelt, or of another version): not carried"
+    return (f"a {table.title} setting ({row['at']} at {where}) that peftrun's importer does not carry; "
+            "the run differs in it")
+
+
 def translate(config: Mapping[str, Any], table: Table, base: str = ".") -> Translation:
     """Apply a table to a source config: every key mapped, dropped or listed as not carried, then the
     tool's own defaults for the keys the config leaves out."""
@@ -172,12 +207,18 @@ def translate(config: Mapping[str, Any], table: Table, base: str = ".") -> Trans
             tr.noop(key, table.ignored[key])
         elif row is not None and value is None and row.target and row.default is not UNSET:
             row.apply(row.default, tr)  # written empty: the tool uses its default
+        elif row is not None and not row.target and _asks_nothing(key, value, table):
+            tr.noop(key, "empty, false or null: asks for nothing")
         elif row is not None and value is None and row.target:
             tr.noop(key, "unset")
         elif row is not None:
             row.apply(value, tr)
-        elif not (table.fallback and table.fallback(key, value, tr)):
-            tr.skip(key, f"peftrun's importer has no counterpart for this {table.title} setting")
+        elif table.fallback and table.fallback(key, value, tr):
+            continue
+        elif _asks_nothing(key, value, table):
+            tr.noop(key, "empty, false or null: asks for nothing")
+        else:
+            tr.skip(key, unknown(key, table))
     for row in table.keys:
         if row.default is not UNSET and row.target and not tr.has(row.source):
             row.apply(row.default, tr, default=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from peftrun.interop.convert import deepspeed, dtype_of, near, number, source_entry, template_name, to, \
-    trainer_field, write_sources
-from peftrun.interop.keymap import Key, Table, Translation, translate
+from peftrun.interop.convert import deepspeed, dtype_of, near, number, partial_freezing, source_entry, \
+    template_name, to, trainer_field, write_sources
+from peftrun.interop.keymap import Key, Table, Translation, known_keys, translate
 from peftrun.interop.sources import Source
 
 CITED = (
@@ -49,7 +49,9 @@ def _finetuning_type(value: Any, tr: Translation) -> dict[str, Any]:
     if value == "full":
         tr.noop("finetuning_type", "full fine-tuning: no peft section")
         return {}
-    return {"peft.method": value}  # freeze / oft: refused unless this peftrun takes it
+    if value == "freeze":
+        return partial_freezing("finetuning_type", tr)
+    return {"peft.method": value}  # oft: refused unless this peftrun takes it
 
 
 def only(method: str, convert: Any = None, path: str = "") -> Any:
@@ -97,7 +99,13 @@ def _quantization(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def _dtype(value: Any, tr: Translation) -> dict[str, Any]:
-    return {"model.dtype": dtype_of(bool(tr.get("bf16") or tr.get("pure_bf16")), tr.get("fp16"))}
+    """bf16 / pure_bf16 -> bfloat16, fp16 -> float16. Neither: LLaMA-Factory loads the checkpoint's own dtype
+    (model/loader.py torch_dtype="auto") and upcasts the trained parameters to float32, except under BAdam
+    (model/adapter.py:337-349): a full fine-tuning trains in float32, an adapter or BAdam on the auto dtype."""
+    if tr.get("bf16") or tr.get("pure_bf16") or tr.get("fp16"):
+        return {"model.dtype": dtype_of(bool(tr.get("bf16") or tr.get("pure_bf16")), tr.get("fp16"))}
+    full = tr.get("finetuning_type", "lora") == "full" and not tr.get("use_badam")
+    return {"model.dtype": "float32" if full else "auto"}
 
 
 def _attention(value: Any, tr: Translation) -> dict[str, Any]:
@@ -173,8 +181,32 @@ def _entries(value: Any, tr: Translation, key: str) -> list[dict[str, Any]]:
 
 
 def _dataset(value: Any, tr: Translation) -> dict[str, Any]:
-    write_sources(tr, "dataset", _entries(value, tr, "dataset"))
+    cap = tr.get("max_samples")  # LLaMA-Factory caps each dataset (src/llamafactory/data/loader.py:157-159)
+    entries = [{**e, "max_samples": int(cap)} if cap else e for e in _entries(value, tr, "dataset")]
+    write_sources(tr, "dataset", entries)
     return {}
+
+
+def _max_samples(value: Any, tr: Translation) -> dict[str, Any]:
+    if tr.get("dataset"):
+        tr.mapped.setdefault("max_samples", []).append("dataset")
+    return {}
+
+
+def _galore(value: Any, tr: Translation) -> dict[str, Any]:
+    """GaLore as transformers' optimizer (LLaMA-Factory builds the same GaLoreAdamW with these arguments:
+    src/llamafactory/train/trainer_utils.py _create_galore_optimizer)."""
+    if not value:
+        return {}
+    keys = known_keys("llamafactory")["keys"]
+    arg = {name: tr.get(f"galore_{name}", keys[f"galore_{name}"]["default"])
+           for name in ("rank", "update_interval", "scale", "proj_type")}
+    target = tr.get("galore_target", "all")
+    names = [n.strip() for n in str(target).split(",")] if isinstance(target, str) else list(target)
+    return {"trainer.optim": "galore_adamw_layerwise" if tr.get("galore_layerwise") else "galore_adamw",
+            "trainer.optim_target_modules": "all-linear" if names == ["all"] else names,
+            "trainer.optim_args": f"rank={arg['rank']},update_proj_gap={arg['update_interval']},"
+                                  f"scale={arg['scale']},proj_type={arg['proj_type']}"}
 
 
 def _eval_dataset(value: Any, tr: Translation) -> dict[str, Any]:
@@ -254,8 +286,8 @@ KEYS = (
         lambda v, tr: _quantization(tr.get("quantization_bit"), tr)),
     Key("double_quantization", "quantization.double_quant", "with quantization_bit",
         lambda v, tr: _quantization(tr.get("quantization_bit"), tr)),
-    Key("bf16", "model.dtype", "bf16 -> bfloat16, fp16 -> float16, neither -> float32 (LLaMA-Factory's compute "
-        "dtype)", _dtype, default=False),
+    Key("bf16", "model.dtype", "bf16 -> bfloat16, fp16 -> float16; neither: float32 for a full fine-tuning (its "
+        "trained parameters are upcast), auto for an adapter or BAdam", _dtype, default=False),
     Key("fp16", "model.dtype", "with bf16", _dtype),
     Key("pure_bf16", "model.dtype", "with bf16", _dtype),
     Key("template", "model.chat_template", "a named template (qwen3_nothink -> qwen3-no-thinking)", _template),
@@ -264,7 +296,14 @@ KEYS = (
     Key("eval_dataset", "dataset.eval.path", convert=_eval_dataset),
     Key("dataset_dir", "dataset", "where dataset_info.json is read", lambda v, tr: {}),
     Key("cutoff_len", "trainer.max_length", default=2048),
-    Key("max_samples", "dataset.max_samples"),
+    Key("max_samples", "dataset.sources[].max_samples", "on each dataset (LLaMA-Factory caps each one)",
+        _max_samples),
+    Key("use_dft_loss", "trainer.loss_type", "true -> dft (TRL's SFT loss of the same name)",
+        lambda v, tr: {"trainer.loss_type": "dft"} if v else {}),
+    Key("use_galore", "trainer.optim", "GaLore: transformers' galore_adamw(_layerwise), optim_target_modules, "
+        "optim_args rank / update_proj_gap / scale / proj_type", _galore),
+    *(Key(f"galore_{name}", "trainer.optim_args", "with use_galore", lambda v, tr: _galore(tr.get("use_galore"), tr))
+      for name in ("rank", "update_interval", "scale", "proj_type", "target", "layerwise")),
     Key("val_size", "dataset.eval.fraction", "a fraction; a count is not carried", _val_size),
     Key("packing", "trainer.packing", "absent: on for stage pt", _packing, default=None),
     Key("neat_packing", "trainer.packing", "true -> packing (TRL's packing keeps sequences apart by position ids)",
@@ -310,7 +349,8 @@ IGNORED = {
 }
 
 TABLE = Table("llamafactory", "LLaMA-Factory", KEYS, CITED, trainer_field,
-              "any other key is a transformers training argument -> trainer.<same name>", IGNORED)
+              "any other key is a transformers training argument -> trainer.<same name>", IGNORED,
+              known="llamafactory")
 
 
 def translate_source(source: Source) -> Translation:

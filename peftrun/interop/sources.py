@@ -14,7 +14,7 @@ import yaml
 from peftrun.errors import Problem, RecipeError
 
 TOOLS = ("axolotl", "llamafactory", "trl", "torchtune")
-TRL_COMMANDS = ("sft", "dpo", "grpo", "kto", "reward", "rloo", "distillation")
+TRL_COMMANDS = ("sft", "dpo", "grpo", "kto", "reward", "rloo", "distillation", "orpo", "cpo")
 YAML_BLOCK = re.compile(r"```ya?ml\s*\n(.*?)```", re.S)
 # Keys that only one tool writes, by tool: the detection counts them.
 SIGNS: dict[str, frozenset[str]] = {
@@ -27,7 +27,8 @@ SIGNS: dict[str, frozenset[str]] = {
     "trl": frozenset({"use_peft", "lora_task_type", "dataset_name", "dataset_train_split", "dataset_test_split",
                       "use_bnb_nested_quant", "bnb_4bit_quant_type", "lora_target_modules", "test_split_size",
                       "reward_funcs", "model_revision", "model_init_kwargs", "reward_model_name_or_path",
-                      "dataset_streaming", "dataset_config"}),
+                      "dataset_streaming", "dataset_config", "dataset_mixture", "dataset_mixer", "dataset_splits",
+                      "torch_dtype"}),
 }
 
 
@@ -167,6 +168,10 @@ def detect(source: Source) -> tuple[str, tuple[str, ...]]:
     """The tool a config is for, and the keys that say so; refused when the keys do not tell."""
     if source.tool:
         return source.tool, source.evidence
+    if "train_dataset" in source.config and "model" in source.config:
+        raise _refuse(source.path, "a LLaMA-Factory v1 config (model, train_dataset, peft_config, dist_config: "
+                                   "src/llamafactory/v1/config): peftrun imports LLaMA-Factory's v0 format "
+                                   "(`llamafactory-cli train`: model_name_or_path, stage, dataset, ...) only")
     components = _components(source.config)
     if components:
         return "torchtune", tuple(f"{key}._component_" for key in components)

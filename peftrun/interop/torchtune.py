@@ -10,9 +10,11 @@ and recipes/configs/ (the keys a recipe reads). torch.optim.AdamW's weight_decay
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from peftrun.interop.convert import not_carried_when_on, source_entry, to, write_sources
+from peftrun.errors import Problem, RecipeError
+from peftrun.interop.convert import near, not_carried_when_on, source_entry, to, write_sources
 from peftrun.interop.keymap import Key, Table, Translation, translate
 from peftrun.interop.sources import Source
 
@@ -30,6 +32,13 @@ CITED = (
 # torchtune's module names -> the Hugging Face checkpoint's (what PEFT targets in the model peftrun loads)
 ATTENTION = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "output_proj": "o_proj"}
 MLP = ["gate_proj", "up_proj", "down_proj"]  # torchtune's w1, w3, w2
+# Hugging Face architectures whose projections are fused (transformers models/phi3/modeling_phi3.py)
+FUSED = {"Phi3ForCausalLM": {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}}
+FAMILIES = {"phi3": "Phi3ForCausalLM", "phi4": "Phi3ForCausalLM"}  # torchtune family -> checkpoint architecture
+ALPACA_NOTE = ("torchtune puts the Alpaca prompt inside the tokenizer's chat format (e.g. Llama-3 headers) and gives "
+               "rows with an input their own '### Input:' section (torchtune/data/_messages.py AlpacaToMessages); "
+               "written as format alpaca with the alpaca chat template, which renders the prompt alone with the "
+               "input after the instruction")
 # dataset builders -> (hub source, format or columns, train_on_input default)
 DATASETS: dict[str, tuple[str | None, dict[str, Any], bool]] = {
     "alpaca_dataset": ("tatsu-lab/alpaca", {"format": "alpaca"}, True),
@@ -42,6 +51,8 @@ DATASETS: dict[str, tuple[str | None, dict[str, Any], bool]] = {
     "instruct_dataset": (None, {}, False),
     "text_completion_dataset": (None, {}, False),
 }
+# builders that read one folder of their hub dataset (torchtune/datasets/_stack_exchange_paired.py:131)
+BUILDER_DATA_DIRS = {"stack_exchange_paired_dataset": "data/rl"}
 SCHEDULERS = {"get_cosine_schedule_with_warmup": "cosine", "get_linear_schedule_with_warmup": "linear",
               "get_constant_schedule_with_warmup": "constant_with_warmup"}
 OPTIMIZERS = {"torch.optim.AdamW": "adamw_torch", "bitsandbytes.optim.PagedAdamW8bit": "paged_adamw_8bit",
@@ -66,10 +77,39 @@ def _model(value: Any, tr: Translation) -> dict[str, Any]:
 
 
 def _targets(value: Any, tr: Translation) -> dict[str, Any]:
+    """torchtune's module names as the Hugging Face checkpoint's; for an architecture that fuses projections
+    (Phi-3: qkv_proj, gate_up_proj) the fused module, and a partial choice among its parts listed."""
     names = [ATTENTION.get(m, m) for m in tr.get("model.lora_attn_modules") or []]
     names += MLP if tr.get("model.apply_lora_to_mlp") else []
     names += ["lm_head"] if tr.get("model.apply_lora_to_output") else []
-    return {"peft.target_modules": names}
+    arch, how = architecture(tr)
+    fused = FUSED.get(arch or "", {})
+    if not fused:
+        return {"peft.target_modules": names}
+    out: list[str] = []
+    for name in names:
+        target = next((f for f, parts in fused.items() if name in parts), name)
+        if target not in out:
+            out.append(target)
+    for target, parts in fused.items():
+        chosen = [p for p in parts if p in names]
+        if chosen and len(chosen) < len(parts):
+            tr.skip("model.lora_attn_modules", f"{', '.join(chosen)}: {arch} ({how}) fuses {', '.join(parts)} in "
+                                               f"{target}; LoRA on {target} adapts all of them")
+    tr.notes.append(f"target modules named as {arch} has them ({how}): {', '.join(out)}")
+    return {"peft.target_modules": out}
+
+
+def architecture(tr: Translation) -> tuple[str | None, str]:
+    """The Hugging Face architecture the checkpoint has: from its config.json when it is here, else from the
+    torchtune model family the builder belongs to."""
+    found = near(f"{tr.get('checkpointer.checkpoint_dir', '')}/config.json", tr)
+    if found is not None:
+        names = json.loads(found.read_text()).get("architectures") or [None]
+        return names[0], f"{found}"
+    family = str(tr.get("model._component_", "")).split(".")[-2:-1]
+    arch = FAMILIES.get(family[0]) if family else None
+    return arch, f"torchtune's {family[0] if family else '?'} builders load {arch} checkpoints"
 
 
 def _checkpointer(value: Any, tr: Translation) -> dict[str, Any]:
@@ -82,8 +122,15 @@ def _checkpointer(value: Any, tr: Translation) -> dict[str, Any]:
 def _dataset(item: dict[str, Any], tr: Translation, key: str) -> dict[str, Any] | None:
     name = _leaf(item.get("_component_", ""))
     if name not in DATASETS:
-        tr.skip(f"{key}._component_", f"{name}: peftrun's importer knows {', '.join(DATASETS)}")
-        return None
+        raise RecipeError(Problem("", f"{key}._component_", f"peftrun cannot run this torchtune config: its data "
+                                                             f"builder {name} is not one peftrun reads "
+                                                             f"({', '.join(DATASETS)})"))
+    if name.startswith("alpaca"):
+        tr.skip(f"{key}._component_", ALPACA_NOTE)
+    data_dir = item.get("data_dir", BUILDER_DATA_DIRS.get(name))
+    if data_dir:
+        tr.skip(f"{key}.data_dir", f"the builder reads the dataset's {data_dir} folder (data_dir); peftrun's "
+                                   "source has no data_dir: set data_files to that folder's files")
     source, shape, _ = DATASETS[name]
     path = item.get("data_files") if item.get("source") in ("json", "csv", "parquet") else item.get("source", source)
     columns = dict(shape.get("columns", {}))
@@ -102,7 +149,8 @@ def _dataset(item: dict[str, Any], tr: Translation, key: str) -> dict[str, Any] 
     elif name == "text_completion_dataset":
         columns = {"text": item.get("column", "text")}
     for extra in sorted(set(item) - {"_component_", "source", "data_files", "split", "packed", "train_on_input",
-                                      "conversation_style", "conversation_column", "column_map", "column"}):
+                                      "conversation_style", "conversation_column", "column_map", "column",
+                                      "data_dir"}):
         tr.skip(f"{key}.{extra}", "not carried by peftrun's importer")
     columns = {k: v for k, v in columns.items() if k != v}
     return source_entry(str(path), split=item.get("split"), format=fmt, columns=columns)
@@ -124,7 +172,32 @@ def _datasets(value: Any, tr: Translation) -> dict[str, Any]:
     return out
 
 
+def _tokenizer(value: Any, tr: Translation) -> dict[str, Any]:
+    """llama2_tokenizer applies Llama2ChatTemplate ([INST] ... [/INST]) unless told otherwise
+    (torchtune/models/llama2/_model_builders.py:45); other tokenizers use the model's own chat format."""
+    alpaca = str(tr.get("dataset._component_", "")).rsplit(".", 1)[-1].startswith("alpaca")
+    if _leaf(value) == "llama2_tokenizer" and not tr.has("tokenizer.prompt_template") and not alpaca:
+        return {"model.chat_template": "llama2"}
+    return {"model.chat_template": "alpaca"} if alpaca else {}
+
+
+def _kd_loss(value: Any, tr: Translation) -> dict[str, Any]:
+    """The distillation loss: forward KL is TRL's generalized JSD at beta 0."""
+    name = _leaf((value or {}).get("_component_", "")) if isinstance(value, dict) else _leaf(value)
+    if "ForwardKL" not in name:
+        tr.skip("kd_loss", f"{name}: only the forward KL has a counterpart (TRL's beta 0)")
+        return {}
+    return {"trainer.beta": 0.0}
+
+
+KD_MIX = ("torchtune trains on the dataset's completions with (1 - kd_ratio) x cross-entropy + kd_ratio x forward KL "
+          "to the teacher; TRL's DistillationTrainer minimises the divergence alone, on completions the student "
+          "generates (trl/experimental/distillation)")
+
+
 def _loss(value: Any, tr: Translation) -> dict[str, Any]:
+    if tr.has("kd_loss"):  # the knowledge distillation recipes (recipes/knowledge_distillation_*.py)
+        return {"trainer.type": "distillation"}
     if value is None:
         return {"trainer.type": "sft"}
     name = _leaf(value)
@@ -192,12 +265,20 @@ KEYS = (
     Key("checkpointer.output_dir", "output.dir"),
     Key("output_dir", "output.dir"),
     Key("tokenizer.max_seq_len", "trainer.max_length", "null -> null (no truncation)", default=None),
-    Key("tokenizer._component_", "-", "peftrun loads the checkpoint's tokenizer", lambda v, tr: {}),
+    Key("tokenizer._component_", "model.chat_template", "llama2_tokenizer -> llama2 (its default [INST] template); "
+        "an alpaca builder -> alpaca", _tokenizer),
     Key("tokenizer.path", "-", "peftrun loads the checkpoint's tokenizer", lambda v, tr: {}),
     Key("tokenizer.prompt_template", reason="a torchtune prompt template: set model.chat_template"),
     Key("dataset", "dataset.path / dataset.sources", "the builder's hub source (or source / data_files), its "
         "format or column map; packed -> trainer.packing; train_on_input -> completion_only_loss", _datasets),
     Key("loss._component_", "trainer.type", "cross-entropy -> sft, DPOLoss -> dpo (beta 0.1)", _loss, default=None),
+    Key("kd_loss", "trainer.type / trainer.beta", "knowledge distillation: distillation; ForwardKLLoss -> beta 0",
+        _kd_loss),
+    Key("kd_ratio", reason=KD_MIX),
+    Key("teacher_checkpointer", "trainer.teacher_model_name_or_path", "its checkpoint_dir",
+        lambda v, tr: {"trainer.teacher_model_name_or_path": v["checkpoint_dir"]}),
+    Key("teacher_model", "-", "the teacher's builder: its checkpoint says the architecture",
+        lambda v, tr: tr.noop("teacher_model", "the teacher's checkpoint says its architecture") or {}),
     Key("loss.beta", "trainer.beta", "with DPOLoss", lambda v, tr: {"trainer.beta": v}),
     Key("loss.label_smoothing", "trainer.label_smoothing"),
     Key("optimizer._component_", "trainer.optim", "AdamW -> adamw_torch (fused: adamw_torch_fused), weight decay "

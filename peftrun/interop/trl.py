@@ -103,6 +103,50 @@ def _dataset_name(value: Any, tr: Translation) -> dict[str, Any]:
     return {"dataset.path": value}
 
 
+def _mixture(value: Any, tr: Translation) -> dict[str, Any]:
+    """alignment-handbook's dataset_mixture (src/alignment/configs.py, data.py): each dataset's id, config, split;
+    weight keeps that share of its rows (a random subset); test_split_size holds out a share of the mix."""
+    entries = []
+    for i, item in enumerate(value.get("datasets") or []):
+        weight = item.get("weight")
+        if weight is not None and float(weight) != 1.0:
+            tr.skip(f"dataset_mixture.datasets[{i}].weight", f"weight {weight} keeps that share of the split's rows "
+                                                             "(shuffled); peftrun's sources take max_samples, a count")
+        entries.append(source_entry(item["id"], split=item.get("split", "train"), name=item.get("config")))
+    write_sources(tr, "dataset_mixture", entries)
+    share = value.get("test_split_size")
+    if share and tr.get("eval_strategy", "no") != "no":
+        return {"dataset.eval": {"fraction": float(share)}}
+    return {}
+
+
+def _mixer(value: Any, tr: Translation) -> dict[str, Any]:
+    """The older handbook's dataset_mixer {id: share} with dataset_splits: splits naming train are trained on,
+    those naming test evaluated on."""
+    splits = [str(s) for s in tr.get("dataset_splits") or ["train", "test"]]
+    train = [s for s in splits if "train" in s]
+    entries = []
+    for dataset, share in value.items():
+        if float(share) != 1.0:
+            tr.skip(f"dataset_mixer.{dataset}", f"share {share} of the rows: peftrun's sources take max_samples, "
+                                                "a count")
+        entries += [source_entry(dataset, split=split) for split in train]
+    write_sources(tr, "dataset_mixer", entries)
+    test = [s for s in splits if "test" in s]
+    if test and tr.get("eval_strategy", "no") != "no":
+        if len(test) > 1 or len(value) > 1:
+            tr.skip("dataset_splits", f"eval on {test} of several datasets: peftrun's dataset.eval.split names one")
+            return {}
+        return {"dataset.eval": {"split": test[0]}}
+    return {}
+
+
+def _splits(value: Any, tr: Translation) -> dict[str, Any]:
+    if not tr.get("dataset_mixer"):
+        tr.noop("dataset_splits", "read with dataset_mixer only, and there is none")
+    return {}
+
+
 def _eval(value: Any, tr: Translation) -> dict[str, Any]:
     if tr.get("eval_strategy", "no") == "no":
         return {}
@@ -120,6 +164,16 @@ def _reward_funcs(value: Any, tr: Translation) -> dict[str, Any]:
 
 def _hub(value: Any, tr: Translation) -> dict[str, Any]:
     return {"output.hub_model_id": value}
+
+
+def _push(value: Any, tr: Translation) -> dict[str, Any]:
+    """push_to_hub; without hub_model_id transformers names the repository after output_dir's last folder."""
+    if not value:
+        return {}
+    if tr.get("hub_model_id"):
+        return {"output.push_to_hub": True}
+    return {"output.push_to_hub": True,
+            "output.hub_model_id": str(tr.get("output_dir", "trainer_output")).rstrip("/").rsplit("/", 1)[-1]}
 
 
 def _fsdp(value: Any, tr: Translation) -> dict[str, Any]:
@@ -151,6 +205,13 @@ KEYS = (
     Key("model_revision", "model.revision", "main -> unset",
         lambda v, tr: {"model.revision": v} if v != "main" else {}),
     Key("dtype", "model.dtype", "ModelConfig's default float32 made explicit", default="float32"),
+    Key("torch_dtype", "model.dtype", "TRL's name until 0.23 (the handbook's)"),
+    Key("dataset_mixture", "dataset.sources", "alignment-handbook: id, config, split per dataset; weight != 1 is not "
+        "carried; test_split_size -> dataset.eval.fraction", _mixture),
+    Key("dataset_mixer", "dataset.sources", "the older handbook's {id: share} with dataset_splits", _mixer),
+    Key("dataset_splits", "dataset.split / dataset.eval.split", "with dataset_mixer", _splits),
+    Key("chat_template", reason="alignment-handbook's inline jinja chat template: save it as a .jinja file beside "
+        "the recipe and set model.chat_template to its path"),
     Key("attn_implementation", "model.attn_implementation"),
     Key("trust_remote_code", "model.trust_remote_code"),
     Key("use_peft", "peft.method", "true -> lora (get_peft_config builds a LoraConfig); false -> full fine-tuning",
@@ -188,7 +249,7 @@ KEYS = (
     Key("reward_model_name_or_path", reason="peftrun's GRPO takes reward functions, not a reward model"),
     Key("output_dir", "output.dir"),
     Key("seed", "seed"),
-    Key("push_to_hub", "output.push_to_hub"),
+    Key("push_to_hub", "output.push_to_hub", "and hub_model_id: output_dir's last folder unless given", _push),
     Key("hub_model_id", "output.hub_model_id", convert=_hub),
     Key("model_init_kwargs", reason="peftrun's `model` section says how the model loads"),
     Key("resume_from_checkpoint", reason="run `peftrun RECIPE --resume`"),
@@ -200,32 +261,53 @@ KEYS = (
         "ddp; a file -> launch.accelerate_config", _accelerate_config),
     Key("num_processes", "launch.num_processes", "passed to accelerate launch"),
 )
-IGNORED = {"env": "environment variables for the run: set them in the shell"}
+IGNORED = {"env": "environment variables for the run: set them in the shell",
+           "overwrite_output_dir": "removed in transformers 5; peftrun overwrites a run directory only when told"}
 
 TABLE = Table("trl", "TRL", KEYS, CITED, trainer_field,
-              "any other key that is a field of the command's TRL config class -> trainer.<same name>", IGNORED)
+              "any other key that is a field of the command's TRL config class -> trainer.<same name>", IGNORED,
+              known="trl_script")
 
 
-def trainer_type(source: Source) -> tuple[str, str]:
-    """The trainer: the one the command line names, else the one whose own fields the config uses (sft if none)."""
+LAYOUT = ("sft", "dpo", "orpo", "kto", "grpo", "reward", "rloo", "cpo")  # recipes/<model>/<trainer>/config.yaml
+# TRL's config defaults of the settings that decide a run, written out where peftrun's own differ
+TRL_DEFAULTS = ("learning_rate", "max_length", "num_train_epochs", "per_device_train_batch_size",
+                "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps", "packing", "optim",
+                "weight_decay", "max_grad_norm", "gradient_checkpointing", "beta", "max_prompt_length")
+
+
+def trainer_type(source: Source) -> tuple[str, str, bool]:
+    """The trainer, how it was told, and whether that is a guess: the command line, else the folder the config
+    sits in (alignment-handbook's documented layout recipes/<model>/<sft|dpo|orpo>/ run by scripts/<same>.py),
+    else the trainer whose own fields the config uses (a guess), else sft (a guess)."""
     if source.trl_command:
-        return source.trl_command, f"trl {source.trl_command}"
+        return source.trl_command, f"trl {source.trl_command}", False
+    folder = source.path.resolve().parent.name
+    if folder in LAYOUT and "recipes" in source.path.resolve().parts:
+        return folder, f"the recipe's folder {folder}/ (recipes/<model>/<trainer>/, run by scripts/{folder}.py)", False
     for kind, fields in TRAINER_ONLY.items():
         used = sorted(set(source.config) & set(fields))
         if used:
-            return kind, f"inferred from {', '.join(used)}; a TRL config does not name its trainer"
-    return "sft", "a TRL config does not name its trainer: sft assumed (import the `trl <command>` line to say)"
+            return kind, f"guessed from {', '.join(used)}: a TRL config does not name its trainer", True
+    return "sft", "a TRL config does not name its trainer: sft guessed (import the `trl <command>` line)", True
+
+
+def tool_defaults(tr: Translation, kind: str) -> None:
+    """TRL's config defaults of the deciding settings the config leaves out (peftrun's rules differ)."""
+    from peftrun.recipe.schema import trl_table
+
+    rows = {r["name"]: r for r in trl_table()["fields"].get(kind, [])}
+    for name in TRL_DEFAULTS:
+        if name in rows and not tr.has(name) and rows[name]["default"] is not None:
+            tr.write(f"trainer.{name}", rows[name]["default"], name, default=True)
 
 
 def translate_source(source: Source) -> Translation:
-    from peftrun.recipe.schema import trl_table
-
     tr = translate(source.config, TABLE, str(source.path.parent))
-    kind, how = trainer_type(source)
+    kind, how, guess = trainer_type(source)
     tr.write("trainer.type", kind, "trainer type")
     tr.notes.append(f"trainer type {kind}: {how}")
-    if not tr.has("learning_rate"):  # TRL's config default, not peftrun's learning-rate rule
-        rows = {r["name"]: r for r in trl_table()["fields"].get(kind, [])}
-        if "learning_rate" in rows:
-            tr.write("trainer.learning_rate", rows["learning_rate"]["default"], "learning_rate", default=True)
+    if guess:
+        tr.skip("trainer type", how)
+    tool_defaults(tr, kind)
     return tr

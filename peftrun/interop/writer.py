@@ -134,10 +134,11 @@ def _plans(values: dict[str, Any], name: str) -> tuple[Plan, Plan] | None:
 
 
 def _drop_noops(tr: Translation, name: str) -> None:
-    """Take out every value peftrun resolves to anyway when the recipe leaves it out, on CPU and on GPU."""
+    """Take out each tool default written out that peftrun resolves to anyway, on CPU and on GPU. A value the
+    source states is kept even when it equals peftrun's default: the recipe keeps its run when defaults change."""
     full = _plans(tr.values, name)
     assert full is not None  # the values were just validated
-    for path in list(tr.values):
+    for path in [p for p in tr.values if p in tr.explicit]:
         rest = _plans({p: v for p, v in tr.values.items() if p != path}, name)
         if rest is None or any(effective(a, path) != effective(b, path) for a, b in zip(full, rest)):
             continue

@@ -17,20 +17,26 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from trl import get_peft_config, get_quantization_config
 
 from peftrun import build_peft_config, build_quantization_config, build_training_args, load_recipe, resolve
-from peftrun.interop.export_trl import export_trl
+from peftrun.errors import RecipeError
+from peftrun.interop.export_trl import SHIPPED_TEMPLATES, export_trl
+from peftrun.recipe.gpus import target_hardware
+from peftrun.recipe.hardware import probe_light
 from tests.interop.contract import takes
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["qlora-llama", "dpo-lora", "grpo-lora", "reward-lora", "rslora", "dora", "lora-8bit", "sft-lora-qwen2",
-           "multi-gpu/zero3-qlora", "multi-gpu/ddp-lora", "kto-lora", "distillation-lora"]
+SHIPPED = sorted(str(p.relative_to(ROOT / "recipes").with_suffix("")) for p in (ROOT / "recipes").rglob("*.yaml")
+                 if "base" not in p.parts)
+MACHINES = {"h100": ("h100", None), "this machine": (None, None)}
 
 
 def parsed(tmp_path: Path, plan):  # noqa: ANN001, ANN201
     """The exported YAML, parsed by the TRL script's own parser: (script args, trainer config, ModelConfig,
     DatasetMixtureConfig, the keys left for `accelerate launch`)."""
-    exported = export_trl(plan)
     path = tmp_path / "trl.yaml"
+    exported = export_trl(plan, path)
     path.write_text(exported.text("test"))
+    for extra, content in exported.files.items():
+        extra.write_text(content)
     parser = importlib.import_module(f"trl.scripts.{exported.command}").make_parser()
     *dataclasses, config_rest, cli_rest = parser.parse_args_and_config(
         ["--config", str(path)], return_remaining_strings=True, separate_remaining_strings=True)
@@ -56,11 +62,22 @@ def same_lora(ours: LoraConfig, theirs: LoraConfig) -> None:
     assert mine == other
 
 
+@pytest.mark.parametrize("machine", MACHINES)
 @pytest.mark.parametrize("name", SHIPPED)
-def test_trl_builds_what_peftrun_builds(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trl_builds_what_peftrun_builds(name: str, machine: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every shipped recipe, resolved for an H100 and for this machine: TRL's parser, get_peft_config,
+    get_quantization_config and the trainer config equal peftrun's (or the export refuses / lists the difference)."""
     monkeypatch.chdir(ROOT)
-    plan = resolve(load_recipe(f"recipes/{name}.yaml"))
-    exported, (script, config, model_args, _mixture, rest) = parsed(tmp_path, plan)
+    hardware = target_hardware(*MACHINES[machine])
+    if hardware.bf16 and not probe_light().bf16:  # TrainingArguments checks the machine it runs on, not the target
+        monkeypatch.setattr("transformers.training_args.is_torch_bf16_gpu_available", lambda: True)
+    plan = resolve(load_recipe(f"recipes/{name}.yaml"), hardware)
+    try:
+        exported, (script, config, model_args, mixture, rest) = parsed(tmp_path, plan)
+    except RecipeError as exc:  # a trainer or method TRL's CLI has no command / builder for
+        assert "cannot be exported" in str(exc)
+        return
     ours = build_peft_config(plan)
     if ours is None:
         assert get_peft_config(model_args) is None
@@ -70,9 +87,22 @@ def test_trl_builds_what_peftrun_builds(name: str, tmp_path: Path, monkeypatch: 
     theirs = get_quantization_config(model_args)
     assert (quant.to_dict() if quant else None) == (theirs.to_dict() if theirs else None) or \
         "quantization.compute_dtype" in exported.not_expressible
-    assert config.to_dict() == build_training_args(plan).to_dict()
+    theirs, ours = config.to_dict(), build_training_args(plan).to_dict()
+    if "dataset.eval" in exported.not_expressible:  # evaluation off in the TRL config, and said so
+        assert theirs.pop("eval_strategy") == "no" and not theirs.pop("do_eval")
+        ours.pop("eval_strategy"), ours.pop("do_eval")
+    template, mine = theirs.pop("chat_template_path", None), ours.pop("chat_template_path", None)
+    if template != mine:  # peftrun's named template (applied by peftrun itself), written beside as a file
+        shipped = SHIPPED_TEMPLATES / f"{plan.recipe.model.chat_template}.jinja"
+        assert mine is None and Path(template).read_text() == shipped.read_text()
+    assert theirs == ours
     assert model_args.model_name_or_path == plan.recipe.model.name_or_path
-    assert script.dataset_name == plan.recipe.dataset.path
+    assert model_args.dtype == plan.recipe.model.dtype
+    dataset = plan.recipe.dataset
+    if mixture.datasets:
+        assert [d.split for d in mixture.datasets][0] == (dataset.sources[0] if dataset.sources else dataset).split
+    else:
+        assert (script.dataset_name, script.dataset_train_split) == (dataset.path, dataset.split)
     if plan.recipe.launch.strategy != "ddp" or plan.recipe.launch.num_processes != 1:
         assert "--accelerate_config" in rest
 
@@ -154,7 +184,8 @@ def test_kto_exports_to_trl_kto_once_peftrun_runs_it(tmp_path: Path, monkeypatch
 
 
 def test_named_templates_and_special_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """pad / eos go to the SFT config's own fields; a named template and added tokens are listed."""
+    """pad / eos go to the SFT config's own fields; a named template is written beside the export and named by
+    chat_template_path; added tokens are listed."""
     tokens = {"pad_token": "<pad>", "additional": ["<tool>"]}
     if not (takes("model.chat_template", "chatml") and takes("model.special_tokens", tokens)):
         pytest.skip("this peftrun has no named templates / special tokens yet (on the recipe's contract)")
@@ -164,4 +195,17 @@ def test_named_templates_and_special_tokens(tmp_path: Path, monkeypatch: pytest.
                                 "trainer": {"type": "sft"}, "peft": {"method": "lora"}, "dataset": {"path": "org/d"}}))
     exported, (_script, config, _model_args, _mixture, _rest) = parsed(tmp_path, plan)
     assert config.pad_token == "<pad>"
-    assert {"model.chat_template", "model.special_tokens.additional"} <= set(exported.not_expressible)
+    assert Path(config.chat_template_path).read_text() == (SHIPPED_TEMPLATES / "chatml.jinja").read_text()
+    assert "model.special_tokens.additional" in exported.not_expressible
+    assert "model.chat_template" not in exported.not_expressible
+
+
+def test_a_split_expression_becomes_a_datasets_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRL reads dataset_train_split as a key of the loaded DatasetDict; a slice goes to load_dataset through a
+    `datasets:` entry."""
+    monkeypatch.chdir(tmp_path)
+    plan = resolve(load_recipe({"name": "s", "model": {"name_or_path": "org/m"}, "trainer": {"type": "sft"},
+                                "peft": {"method": "lora"}, "dataset": {"path": "org/d", "split": "train[:90%]"}}))
+    _, (script, _config, _model_args, mixture, _rest) = parsed(tmp_path, plan)
+    assert [(d.path, d.split) for d in mixture.datasets] == [("org/d", "train[:90%]")]
+    assert script.dataset_train_split == "train"  # TRL's default key: not the slice
