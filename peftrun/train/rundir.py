@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from peftrun import __version__
-from peftrun.errors import RunDirError
+from peftrun.errors import RunDirError, scrub
 from peftrun.recipe.explain import base_line
 from peftrun.recipe.plan import Plan
 from peftrun.train.checkpoints import all_checkpoints, remove_incomplete, resume_point
@@ -152,7 +152,7 @@ def resolved_recipe_text(plan: Plan) -> str:
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
     header += "".join(f"# base: {base_line(base)}\n" for base in plan.recipe.bases)
-    return header + yaml.safe_dump(data, sort_keys=False)
+    return scrub(header + yaml.safe_dump(data, sort_keys=False))
 
 
 def _set(data: Any, keys: list[str], value: Any) -> None:
@@ -206,7 +206,7 @@ def write_manifest(run_dir: Path, content: dict[str, Any]) -> Path:
     """Written last: the run's outputs are flushed to disk first, then the manifest appears whole."""
     fsync_tree(run_dir, skip=lambda p: p.parent == run_dir and p.name.startswith("checkpoint-"))
     path = run_dir / MANIFEST
-    write_atomic(path, json.dumps(content, indent=2, default=str) + "\n")
+    write_atomic(path, scrub(json.dumps(content, indent=2, default=str) + "\n"))
     return path
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
+from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError, scrub
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.launch_command import describe
@@ -267,7 +267,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
         from peftrun.train.merge import merge_run
 
         merged = merge_run(run_dir, run_dir / "merged")
-    (run_dir / "README.md").write_text(model_card(plan, summary))
+    (run_dir / "README.md").write_text(scrub(model_card(plan, summary)))
     manifest = _manifest(plan, data, summary, started, merged)
     if estimate is not None:
         from peftrun.plan.measured import memory_record
