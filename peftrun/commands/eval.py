@@ -14,11 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="evaluate on this data instead of the run's eval split")
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate at most this many examples")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model repository's code (never taken from the run directory)")
 
 
 def main(args: argparse.Namespace) -> int:
     from peftrun.train.evaluate import as_table, evaluate_run
 
-    result = evaluate_run(args.run_dir, args.data, args.max_samples)
+    result = evaluate_run(args.run_dir, args.data, args.max_samples, args.trust_remote_code)
     print(json.dumps(result) if args.json else as_table(result))
     return 0

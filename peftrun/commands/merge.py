@@ -11,6 +11,8 @@ HELP = "merge a run's LoRA adapter into its base model (loadable with plain tran
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a finished run directory")
     parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the merged model")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model repository's code (never taken from the run directory)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -21,5 +23,5 @@ def main(args: argparse.Namespace) -> int:
     require_finished(args.run_dir)
     if args.output.exists() and any(args.output.iterdir()):
         raise RunDirError(f"{args.output} is not empty: choose an empty or new directory")
-    print(f"merged model written to {merge_run(args.run_dir, args.output)}")
+    print(f"merged model written to {merge_run(args.run_dir, args.output, args.trust_remote_code)}")
     return 0

@@ -215,14 +215,15 @@ def _scores(model: Any, tokenizer: Any, examples: list[Example], pieces: list[Pi
         return {"loss": completion_loss(model, tokenizer, pieces), "exact_match": exact_match(model, tokenizer, examples)}
 
 
-def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None,
+                 trust_remote_code: bool = False) -> dict[str, Any]:
     """{"n", "base": {"loss", "exact_match"}, "tuned": {...}} for a finished run."""
     from peftrun.train.merge import load_tuned
     from peftrun.train.modeling import load_model
     from peftrun.train.rundir import require_finished
 
     require_finished(run_dir)
-    model, tokenizer, plan = load_tuned(run_dir, quantized=True)
+    model, tokenizer, plan = load_tuned(run_dir, quantized=True, trust_remote_code=trust_remote_code)
     examples = examples_from(eval_dataset(plan, data_path))
     if max_samples is not None:
         examples = examples[:max_samples]

@@ -18,6 +18,7 @@ import yaml
 from peftrun import __version__
 from peftrun.errors import RunDirError, scrub
 from peftrun.recipe.explain import base_line
+from peftrun.recipe.gitcache import SAFE_CONFIG
 from peftrun.recipe.plan import Plan
 from peftrun.train.checkpoints import all_checkpoints, remove_incomplete, resume_point
 from peftrun.train.durable import fsync_tree, write_atomic
@@ -180,14 +181,16 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_state(path: Path | None) -> dict[str, Any]:
-    """The recipe's git commit and whether its tree was dirty; nulls outside git."""
+    """The recipe's git commit and whether its tree was dirty; nulls outside git. The work tree's own
+    configuration runs nothing (no fsmonitor command, no hooks, no index write)."""
     if path is None:
         return {"commit": None, "dirty": None}
     folder = str(path.resolve().parent)
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", *SAFE_CONFIG, "--no-optional-locks", "-C", folder, *args], capture_output=True,
+                                  text=True, timeout=10, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout if done.returncode == 0 else None

@@ -277,7 +277,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run
 
-        push_run(run_dir, str(plan.recipe.output.hub_model_id))
+        push_run(run_dir, str(plan.recipe.output.hub_model_id), plan.recipe.output.private)
     _print_summary(plan, summary, plot, merged)
 
 
