@@ -39,8 +39,11 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, (int, float)) and value == 1)
 
 
+TRUSTED_MODULES = ("peftrun", "trl")  # reward functions shipped with the code that runs anyway
+
+
 def _own_reward(name: str) -> bool:
-    return name in SHIPPED_REWARDS or name.split(":")[0].split(".")[0] == "peftrun"
+    return name in SHIPPED_REWARDS or name.split(":")[0].split(".")[0] in TRUSTED_MODULES
 
 
 def _foreign_rewards(value: Any) -> bool:
@@ -95,6 +98,7 @@ BY_NAME: dict[str, Capability] = {
                                 lambda v: isinstance(v, str) and v.endswith(".jinja"), "a .jinja path"),
     "chat_template_path": Capability("read", "reads a chat template file", _set, "set"),
     "accelerator_config": Capability("read", "a string is read as a JSON file", lambda v: isinstance(v, str), "a path"),
+    "accelerate_config": Capability("read", "reads an accelerate config file", _set, "set"),
     "prompt_tuning_init_state_dict_path": Capability("read", "loads a state dict file", _set, "set"),
     "covariance_file": Capability("read", "loads a covariance file", _set, "set"),
     "cache_file": Capability("write", "writes a cache file", _set, "set"),
@@ -121,26 +125,25 @@ ANYWHERE = ("trust_remote_code",)  # also counted inside mappings (e.g. generati
 
 # Names that look capability-bearing but are not: each with why (tests/security checks the schema against
 # SUSPECT, so a new field is classified in BY_NAME or here).
+_IN_RUN = "weights or logs inside the run directory"
+_OPTIONS = "options of an installed library (trust_remote_code inside is still caught)"
 HARMLESS: dict[str, str] = {
-    "save": "what the run saves inside its directory",
+    "save": _IN_RUN, "save_on_each_node": _IN_RUN, "save_only_model": _IN_RUN, "save_steps": _IN_RUN,
+    "save_strategy": _IN_RUN, "save_total_limit": _IN_RUN, "save_indices": _IN_RUN, "save_projection": _IN_RUN,
+    "save_only_topk_weights": _IN_RUN, "save_precomputed_indices": _IN_RUN, "modules_to_save": _IN_RUN,
+    "log_completions": _IN_RUN, "log_level": _IN_RUN, "log_level_replica": _IN_RUN, "log_multimodal": _IN_RUN,
+    "log_on_each_node": _IN_RUN, "log_unique_prompts": _IN_RUN, "precompute_ref_log_probs": _IN_RUN,
     "revision": "a revision of the model named elsewhere",
     "teacher_model_revision": "a revision of the teacher named elsewhere",
-    "chat_template_kwargs": "arguments of the template, not a file",
-    "dataset_kwargs": "arguments of TRL's data preparation (trust_remote_code inside is still caught)",
-    "generation_kwargs": "sampling arguments (trust_remote_code inside is still caught)",
-    "gradient_checkpointing_kwargs": "arguments of checkpointing",
-    "activation_checkpointing_kwargs": "arguments of checkpointing",
-    "lr_scheduler_kwargs": "arguments of the scheduler",
-    "liger_kernel_config": "options of an installed kernel library",
-    "transformers_continuous_batching_config": "options of generation",
-    "save_on_each_node": "inside the run directory", "save_only_model": "inside the run directory",
-    "save_steps": "inside the run directory", "save_strategy": "inside the run directory",
-    "save_total_limit": "inside the run directory", "logging_dir": "inside the run directory",
-    "log_completions": "printed and logged locally", "restore_callback_states_from_checkpoint": "callbacks peftrun sets",
-    "model_init_kwargs": "refused: the model section sets them", "teacher_model_init_kwargs": "refused",
+    "chat_template_kwargs": _OPTIONS, "dataset_kwargs": _OPTIONS, "generation_kwargs": _OPTIONS,
+    "activation_checkpointing_kwargs": _OPTIONS, "lr_scheduler_kwargs": _OPTIONS, "liger_kernel_config": _OPTIONS,
+    "transformers_continuous_batching_config": _OPTIONS, "megatron_config": _OPTIONS, "target_svd_config": _OPTIONS,
+    "config_A_B": _OPTIONS, "config_C": _OPTIONS, "config_D_E": _OPTIONS,
+    "module_dropout": "a dropout rate",
+    "restore_callback_states_from_checkpoint": "the callbacks peftrun sets itself",
 }
-SUSPECT = re.compile(r"remote|code|func|callback|path|file|dir$|_dir|template|hub|push|token$|script|url|"
-                     r"repo|report|module_path|import|plugin|private|kwargs|config$|save|log_completions", re.I)
+SUSPECT = re.compile(r"(^|_)(remote|code|funcs?|callbacks?|path|files?|dir|template|hub|push|script|url|repo|"
+                     r"report|plugins?|private|kwargs|config|import|module|tokenizer|save|log)(_|$)")
 
 
 def _variants(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -247,6 +250,14 @@ def foreign(data: Mapping[str, Any], prov: Provenance, describe: Callable[[str],
             f"{describe(source)} turns on {name} (it {cap.what}: {KINDS[cap.kind]}); only your own recipe file or "
             f"the command line can: {_fix(path, shown)}")))
     return problems
+
+
+def runs_code(path: str, value: Any) -> bool:
+    """The setting at `path` switches on code execution with `value` (also inside a mapping of arguments)."""
+    cap = BY_NAME.get(path.split(".")[-1])
+    if cap is not None and cap.kind == "execute" and cap.active(value):
+        return True
+    return any(key.split(".")[-1] in ANYWHERE and _truthy(inner) for key, inner in _leaves(value))
 
 
 def docs_table() -> str:
