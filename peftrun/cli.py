@@ -18,7 +18,7 @@ from importlib import import_module
 from pathlib import Path
 
 from peftrun import __version__
-from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError
+from peftrun.errors import INTERNAL_ERROR_EXIT, PeftrunError, scrubbed_output
 from peftrun.hub import ensure_offline_mode
 
 COMMANDS = ("run", "validate", "explain", "schema", "merge", "generate", "eval", "diff", "migrate", "init", "data", "plan",
@@ -89,6 +89,11 @@ def _bug_report(argv: Sequence[str]) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with scrubbed_output():  # a value read from the environment is never printed (docs/trust.md)
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     _quiet_library_warnings()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,7 +2,53 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TextIO
+
+MASK = "***"
+MIN_SECRET = 6  # shorter values (a rank, a flag, "true") are masked where they are shown, by key (recipe/redact.py)
+_SECRETS: set[str] = set()
+
+
+def keep_secret(value: object) -> None:
+    """Remember a value read from the environment (or a credential): every message and file masks it."""
+    text = str(value)
+    if len(text) >= MIN_SECRET:
+        _SECRETS.add(text)
+
+
+def scrub(text: str) -> str:
+    """`text` with every remembered secret replaced by ***."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+class Scrubbed:
+    """A text stream that writes through `scrub` (the CLI's stdout and stderr)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(scrub(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def scrubbed_output() -> Iterator[None]:
+    """Everything printed in the block goes through `scrub`."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Scrubbed(sys.stdout), Scrubbed(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 @dataclass(frozen=True)
@@ -15,13 +61,16 @@ class Problem:
 
     def __str__(self) -> str:
         head = ": ".join(part for part in (self.where, self.path) if part)
-        return f"{head}: {self.message}" if head else self.message
+        return scrub(f"{head}: {self.message}" if head else self.message)
 
 
 class PeftrunError(Exception):
-    """A user-facing failure: printed without a traceback."""
+    """A user-facing failure: printed without a traceback, never with a secret in it."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class RecipeError(PeftrunError):
@@ -41,7 +90,7 @@ class RecipeError(PeftrunError):
         count = len(self.problems)
         noun = "problem" if count == 1 else "problems"
         head = f"{self.source}: {count} {noun}" if self.source else f"{count} {noun}"
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+        return scrub("\n".join([head, *(f"  {p}" for p in self.problems)]))
 
 
 class DataError(PeftrunError):

@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="evaluate on this data instead of the run's eval split")
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate at most this many examples")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model repository's code (never taken from the run directory)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -23,7 +25,7 @@ def main(args: argparse.Namespace) -> int:
     from peftrun.train.progress import quiet
 
     with quiet():
-        result = evaluate_run(args.run_dir, args.data, args.max_samples)
+        result = evaluate_run(args.run_dir, args.data, args.max_samples, args.trust_remote_code)
     keep(args.run_dir, result)
     if args.json:
         print(json.dumps(result))

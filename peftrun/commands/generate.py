@@ -31,6 +31,8 @@ def chosen_system(run_dir: Path, system: str | None, no_system: bool) -> str | N
     if no_system or system is not None:
         return system
     return json.loads((run_dir / MANIFEST).read_text()).get("data", {}).get("system_prompt")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model repository's code (never taken from the run directory)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     if system is not None and args.system is None:
         print(f"(the run's system prompt: {system!r}; --no-system leaves it out)", file=sys.stderr)
     with quiet():
-        model, tokenizer, _ = load_tuned(args.run_dir)
+        model, tokenizer, _ = load_tuned(args.run_dir, trust_remote_code=args.trust_remote_code)
         context = model.disable_adapter() if args.base and hasattr(model, "disable_adapter") else nullcontext()
         with context:
             print(generate(model, tokenizer, [as_chat(tokenizer, args.prompt, system)], args.max_new_tokens)[0])

@@ -7,6 +7,7 @@ every failing row with its source and number.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 from typing import Any
@@ -212,3 +213,14 @@ def describe(spec: str | FormatMapping | None) -> str:
     if spec is None:
         return "as is"
     return spec if isinstance(spec, str) else "mapping"
+
+
+PLAIN_NAME = re.compile(r"^[\w .-]{1,64}$")
+
+
+def shown_columns(names: list[str]) -> str:
+    """Column names as an error shows them: a name that is not a plain one (e.g. the first line of a file
+    read as CSV, which may be a credential) is never printed."""
+    plain = [n for n in names if PLAIN_NAME.match(str(n))]
+    hidden = len(names) - len(plain)
+    return str(plain) + (f" and {hidden} column name(s) that are not plain names (not shown)" if hidden else "")

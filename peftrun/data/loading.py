@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.data.formats import describe
+from peftrun.data.formats import describe, shown_columns
 from peftrun.data.mixture import check_shape, convert, mix, unify
 from peftrun.errors import DataError
 from peftrun.hub import is_local, offline, offline_message
@@ -145,7 +145,7 @@ def _rename(dataset: Any, columns: dict[str, str], key: str) -> Any:
     missing = {target: source for target, source in columns.items() if source not in dataset.column_names}
     if missing:
         wanted = ", ".join(f"{source!r} (for {target})" for target, source in missing.items())
-        raise DataError(f"{key}: dataset.columns names {wanted}, but the data has {dataset.column_names}")
+        raise DataError(f"{key}: dataset.columns names {wanted}, but the data has {shown_columns(dataset.column_names)}")
     renames = {source: target for target, source in columns.items() if source != target}
     return dataset.rename_columns(renames) if renames else dataset
 
@@ -158,7 +158,7 @@ def detect_format(trainer_type: str, column_names: list[str], key: str) -> str:
             return name
     options = " or ".join(f"{name} ({', '.join(sorted(needed))})" for name, needed in FORMATS[trainer_type])
     raise DataError(
-        f"{key}: the {trainer_type} trainer needs {options} columns, but the data has {sorted(found)}; "
+        f"{key}: the {trainer_type} trainer needs {options} columns, but the data has {shown_columns(sorted(found))}; "
         "map your column names with dataset.columns, e.g. columns: {prompt: question}"
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from peftrun.data.formats import RowError, converter, describe, needed_fields
+from peftrun.data.formats import RowError, converter, describe, needed_fields, shown_columns
 from peftrun.errors import DataError
 from peftrun.recipe.schema.dataset import FormatMapping
 
@@ -47,7 +47,8 @@ def convert(dataset: Any, spec: str | FormatMapping, label: str, cache: bool) ->
     missing = [f for f in needed_fields(spec) if f not in dataset.column_names]
     if missing:
         raise DataError(f"{label}: format {describe(spec)} needs the field(s) {', '.join(missing)}, but the data has "
-                        f"{dataset.column_names}{mapping_hint(missing, dataset.column_names, needed_fields(spec))}")
+                        f"{shown_columns(dataset.column_names)}"
+                        f"{mapping_hint(missing, dataset.column_names, needed_fields(spec))}")
     convert_one = converter(spec)
 
     def batch(rows: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:

@@ -15,6 +15,7 @@ from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
+from peftrun.recipe.trust import runs_code
 
 SECTIONS = ("name", "seed", "model", "quantization", "peft", "trainer", "dataset", "output", "launch")
 # Without these the recipe says nothing runnable: when peftrun refuses one, the import is refused.
@@ -201,11 +202,20 @@ def annotate(text: str, tr: Translation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _flag_foreign_code(tr: Translation) -> None:
+    """Another tool's config is foreign (docs/trust.md): a setting that runs code is written, but listed with
+    the settings not carried (exit 9), so that the user reviews it before the recipe becomes theirs."""
+    for path in [p for p, value in tr.values.items() if runs_code(p, value)]:
+        tr.skip(tr.origin.get(path, path), f"{path}: {tr.values[path]!r} runs code on this machine: written, but an "
+                                           "import is foreign; review it before you run the recipe")
+
+
 def finish(tr: Translation, name: str, described: str) -> Imported:
     """Validate, drop no-ops, and write the recipe text."""
     _prune_orphans(tr)
     _valid(tr, name)
     _drop_noops(tr, name)
     plan = _valid(tr, name)
+    _flag_foreign_code(tr)
     data = nest(tr.values, name)
     return Imported(data, plan, tr, header(tr, described) + annotate(dump(data), tr))

@@ -6,28 +6,29 @@ An entry is one of:
 - `peftrun:NAME`, a base shipped in the package (peftrun/recipe/bases/NAME.yaml);
 - `git+URL@REV#path/in/repo.yaml`, a file of a git repository at a tag or commit (recipe/gitcache.py).
 
-Package and git bases are *shared*: they cannot switch on what runs code on the user's machine
-(`model.trust_remote_code`, reward functions that are not peftrun's own) unless the user's own recipe
-or an override states it too. Every base file read is recorded (commit or content hash) for
-recipe.resolved.yaml and the manifest.
+No base can switch on a setting that runs code, reads a local file, writes outside the run directory or
+publishes: only the user's own recipe file or the command line can (recipe/trust.py, docs/trust.md).
+Package and git bases are *shared* (errors name them with their commit). Every base file read is recorded
+(commit or content hash) for recipe.resolved.yaml and the manifest.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.defaults import SHIPPED_REWARDS
-from peftrun.recipe.gitcache import MOVING_KEY, checkout
-from peftrun.recipe.schema import Recipe
+from peftrun.recipe.gitcache import MOVING_KEY, checkout, public_url, verify
 from peftrun.recipe.shipped import PACKAGE_DIR, PACKAGE_PREFIX
 
 GIT_PREFIX = "git+"
+PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][\w-]*$")  # a file of PACKAGE_DIR, never a path out of it
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Root:
     suffix: str = ""  # appended to every source of the tree, e.g. "commit 1a2b3c4d5e6f"
     shared: bool = True
     record: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Path, str], None] | None = None  # refuses a file that is not the one the tree should hold
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Context:
     whether the user accepts bases that move (a branch)."""
 
     allow_moving: bool = False
+    top: str | None = None  # how sources name the user's own top recipe file
     roots: list[Root] = field(default_factory=list)
     records: list[dict[str, str]] = field(default_factory=list)
     stand_ins: dict[Path, tuple[Path, str]] = field(default_factory=dict)  # path -> (file read instead, label)
@@ -80,6 +83,19 @@ class Context:
                 return f"{file} ({root.suffix})" if root.suffix else file
         return None
 
+    def verify(self, path: Path, where: str) -> None:
+        """Before a base file is read: a file of a git tree must be the one its commit holds."""
+        root = self.root_of(path)
+        if root is not None and root.check is not None:
+            root.check(path, where)
+
+    def describe(self, source: str) -> str:
+        """Who wrote a value that is not the user's own: a shared base, another file, or no one known."""
+        base = self.shared_base(source)
+        if base:
+            return f"the shared base {base}"
+        return f"the base file {source.rsplit(':', 2)[0]}" if source else "a value of unknown origin"
+
     def record(self, path: Path, display: str) -> None:
         """Remember a base file read: its name and commit (git) or content hash."""
         root = self.root_of(path)
@@ -92,7 +108,7 @@ class Context:
 
 def _package_base(name: str, where: str) -> Path:
     path = PACKAGE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if not PACKAGE_NAME.match(name) or not path.is_file():
         names = sorted(p.stem for p in PACKAGE_DIR.glob("*.yaml"))
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean `{PACKAGE_PREFIX}{close[0]}`?" if close else ""
@@ -115,14 +131,16 @@ def parse_git(entry: str, where: str) -> tuple[str, str, str]:
 
 def _git_base(entry: str, where: str, ctx: Context) -> Path:
     url, rev, file = parse_git(entry, where)
+    shown = public_url(url, where)  # what sources, records and messages name: no credentials
     tree, commit = checkout(url, rev, where, ctx.allow_moving)
-    prefix = f"{GIT_PREFIX}{url}@{rev}#"
+    prefix = f"{GIT_PREFIX}{shown}@{rev}#"
     if not any(r.path == tree and r.prefix == prefix for r in ctx.roots):
-        record = {"url": url, "rev": rev, "commit": commit}
-        ctx.roots.append(Root(tree, prefix, f"commit {commit[:12]}", record=record))
+        record = {"url": shown, "rev": rev, "commit": commit}
+        check = partial(verify, url, commit, tree)
+        ctx.roots.append(Root(tree, prefix, f"commit {commit[:12]}", record=record, check=check))
     path = (tree / file).resolve()
     if not path.is_relative_to(tree) or not path.is_file():
-        raise RecipeError(Problem(where, "extends", f"no file {file} in {url} at {rev} (commit {commit[:12]})"))
+        raise RecipeError(Problem(where, "extends", f"no file {file} in {shown} at {rev} (commit {commit[:12]})"))
     return path
 
 
@@ -143,31 +161,3 @@ def locate(entry: str, parent: Path, where: str, ctx: Context) -> Path:
 
 def accepts_moving(data: Mapping[str, Any]) -> bool:
     return data.get(MOVING_KEY) is True
-
-
-def _own_reward(name: str) -> bool:
-    return name in SHIPPED_REWARDS or name.split(":")[0].split(".")[0] == "peftrun"
-
-
-def trust_problems(recipe: Recipe, ctx: Context) -> list[Problem]:
-    """Code execution switched on only by a shared base: refused, naming the base (checked on the
-    validated values, so an interpolation that yields `true` counts too)."""
-    problems = []
-    if recipe.model.trust_remote_code:
-        source = recipe.sources.get("model.trust_remote_code", "")
-        base = ctx.shared_base(source)
-        if base:
-            problems.append(Problem(source, "model.trust_remote_code", (
-                f"the shared base {base} turns on trust_remote_code (it runs the model repository's code on "
-                "this machine); a shared base cannot: write `trust_remote_code: true` in your own recipe "
-                "(or pass model.trust_remote_code=true) to accept it")))
-    rewards = getattr(recipe.trainer, "reward_funcs", None) or []
-    source = recipe.sources.get("trainer.reward_funcs", "")
-    base = ctx.shared_base(source)
-    foreign = [str(r) for r in rewards if not _own_reward(str(r))]
-    if base and foreign:
-        problems.append(Problem(source, "trainer.reward_funcs", (
-            f"the shared base {base} names reward functions that are not peftrun's own "
-            f"({', '.join(foreign)}): they would run code on this machine; list them in your own "
-            "recipe's trainer.reward_funcs (or pass trainer.reward_funcs=[...]) to accept them")))
-    return problems

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from peftrun.recipe import bases as shared
-from peftrun.recipe import defaults
 from peftrun.errors import Problem, RecipeError
-from peftrun.recipe.redact import through_references
+from peftrun.recipe import bases as shared
+from peftrun.recipe import defaults, interpolation, trust
+from peftrun.recipe import redact
 from peftrun.recipe.schema import Recipe
 from peftrun.recipe.validation import validate_recipe
 
@@ -102,24 +102,64 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
     return text
 
 
-def read_yaml(path: Path, label: str | None = None) -> tuple[dict[str, Any], Sources]:
-    """One YAML file as a mapping and its source map (files named `label`); every problem in it at once."""
-    file = label or _display(path)
+MAX_FILE_BYTES = 1_000_000  # a recipe is a few kilobytes
+MAX_NODES = 100_000  # values in one file once YAML aliases are expanded
+MAX_DEPTH = 64  # nesting levels of one file
+
+
+def _expanded_size(node: yaml.Node, file: str, memo: dict[int, int], depth: int = 0) -> int:
+    """How many values `node` holds once its aliases are expanded (each shared node counted once per use,
+    computed once): a located RecipeError beyond MAX_NODES or MAX_DEPTH, before anything is constructed."""
+    if id(node) in memo:
+        return memo[id(node)]
+    if depth > MAX_DEPTH:
+        raise RecipeError(Problem(_where(file, node), "", f"nested more than {MAX_DEPTH} levels deep"))
+    children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else (
+        node.value if isinstance(node, yaml.SequenceNode) else [])
+    memo[id(node)] = 1 + sum(_expanded_size(c, file, memo, depth + 1) for c in children)
+    if memo[id(node)] > MAX_NODES:
+        raise RecipeError(Problem(_where(file, node), "", (
+            f"more than {MAX_NODES:,} values once its YAML aliases are expanded (an alias bomb?)")))
+    return memo[id(node)]
+
+
+def _text(path: Path, file: str) -> str:
+    """The recipe's text: UTF-8, at most MAX_FILE_BYTES."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise RecipeError(Problem(file, "", f"{path.stat().st_size:,} bytes: a recipe is at most {MAX_FILE_BYTES:,}"))
+        data = path.read_bytes()
     except OSError as exc:
         raise RecipeError(Problem(file, "", f"cannot read recipe: {exc.strerror}")) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RecipeError(Problem(f"{file}:{line}:{column}", "", "not UTF-8 text: save the recipe as UTF-8")) from None
+
+
+def _compose(text: str, file: str) -> tuple[_SafeLoader, yaml.Node | None]:
     loader = _SafeLoader(text)
     try:
-        root = loader.get_single_node()
+        return loader, loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
         raise RecipeError(Problem(where, "", f"invalid YAML: {_yaml_message(exc)}")) from None
+    except RecursionError:
+        raise RecipeError(Problem(file, "", f"nested more than {MAX_DEPTH} levels deep")) from None
     finally:
         loader.dispose()
+
+
+def read_yaml(path: Path, label: str | None = None) -> tuple[dict[str, Any], Sources]:
+    """One YAML file as a mapping and its source map (files named `label`); every problem in it at once."""
+    file = label or _display(path)
+    loader, root = _compose(_text(path, file), file)
     if root is None:
         return {}, {}
+    _expanded_size(root, file, {})
     builder = _Builder(loader, file)
     data = builder.build(root, ())
     if not isinstance(data, dict):
@@ -184,6 +224,7 @@ def _merge_bases(
             raise RecipeError(Problem(at, "extends", f"extends cycle: {cycle}"))
         if not ctx.file_to_read(base_path).is_file():
             raise RecipeError(Problem(at, "extends", f"base recipe not found: {base} (looked for {base_path})"))
+        ctx.verify(base_path, at)
         base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
         ctx.record(base_path, _display(base_path))
         merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)
@@ -192,6 +233,8 @@ def _merge_bases(
 
 def _load_file(path: Path, chain: tuple[Path, ...], ctx: shared.Context) -> tuple[dict[str, Any], Sources]:
     data, sources = read_yaml(ctx.file_to_read(path), ctx.label(path))
+    if len(chain) == 1:
+        ctx.top = ctx.label(path) or _display(ctx.file_to_read(path))
     if ctx.suffix(path):
         sources = {p: f"{s} ({ctx.suffix(path)})" for p, s in sources.items()}
     if len(chain) == 1:  # the user's own file: it may accept bases that move
@@ -295,13 +338,21 @@ def _load(
     if "name" not in data:
         data["name"] = path.stem if path else "recipe"
         sources[("name",)] = defaults.RULES["name"]
-    env = through_references(interpolations(data))
+    flat = {".".join(p): s for p, s in sources.items()}
+    exprs = interpolation.scan(interpolations(data), flat)
+    interpolation.check_expansion(data, exprs, flat)
+    env = interpolation.env_derived(exprs)
     data = interpolate(data, sources)
-    recipe = validate_recipe(data, {".".join(p): s for p, s in sources.items()}, path, env)
+    redact.keep_secrets(data, interpolation.env_values(exprs), env)
+    problems = redact.environment_problems(env, flat) + trust.foreign(data, trust.Provenance(flat, exprs, ctx.top), ctx.describe,
+                                                        lambda p: redact.expression_behind(p, env) is not None)
+    try:
+        recipe = validate_recipe(data, flat, path, env)
+    except RecipeError as error:
+        raise RecipeError([*error.problems, *problems]) from None
+    if problems:
+        raise RecipeError(problems)
     recipe._bases = ctx.records
-    trust = shared.trust_problems(recipe, ctx)
-    if trust:
-        raise RecipeError(trust)
     return recipe
 
 

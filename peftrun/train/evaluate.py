@@ -232,7 +232,8 @@ def _outputs(model: Any, tokenizer: Any, examples: list[Example], context: Abstr
                         batch_size=GENERATION_BATCH)
 
 
-def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int | None = None,
+                 trust_remote_code: bool = False) -> dict[str, Any]:
     """{"n", "data", "base": {"loss", "exact_match"}, "tuned": {...}, "wrong", "failures": [...]} for a finished
     run; `failures` holds (at most MAX_FAILURES of) the examples the tuned model gets wrong, with both outputs."""
     from peftrun.train.merge import load_tuned
@@ -240,7 +241,7 @@ def evaluate_run(run_dir: Path, data_path: str | None = None, max_samples: int |
     from peftrun.train.rundir import require_finished
 
     require_finished(run_dir)
-    model, tokenizer, plan = load_tuned(run_dir, quantized=True)
+    model, tokenizer, plan = load_tuned(run_dir, quantized=True, trust_remote_code=trust_remote_code)
     examples = examples_from(eval_dataset(plan, data_path))
     if max_samples is not None:
         examples = examples[:max_samples]

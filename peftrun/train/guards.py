@@ -1,7 +1,7 @@
 """Runs that go wrong stop cleanly: a non-finite loss or gradient, a disk too small, a write that fails.
 
-- Non-finite: the first NaN / infinite loss of a micro-batch, or gradient norm of a step (unless float16
-  loss scaling or sharding own the gradients), stops the run
+- Non-finite: the first NaN / infinite loss of a micro-batch, gradient norm of a step (unless float16
+  loss scaling or sharding own the gradients) or trainable weight after an optimizer step, stops the run
   before the optimizer applies it (TrainingError, exit 6); the checkpoints saved so far stay; no final
   adapter is written. (transformers' own logging hides such losses: logging_nan_inf_filter.)
 - Free space: before training, what the run will write (checkpoints kept at once, adapter or model,
@@ -62,6 +62,31 @@ def watch_non_finite(plan: Plan, trainer: Any) -> None:
     sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
     if not trainer.args.fp16 and not sharded:  # sharded gradients: the loss check alone
         trainer.add_callback(_gradient_callback(plan))
+    if not sharded:
+        trainer.add_callback(_weights_callback(plan))
+
+
+def _weights_callback(plan: Plan) -> Any:
+    """After every optimizer step (so also before the final save): the trainable weights are finite."""
+    from transformers import TrainerCallback
+
+    class NonFiniteWeights(TrainerCallback):
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+            import torch
+
+            trained = [p for p in model.parameters() if p.requires_grad] if model is not None else []
+            bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in trained)
+            if bad:
+                label = str(plan.recipe.path or "RECIPE")
+                raise TrainingError(
+                    f"{bad} trainable weights became non-finite (NaN or infinite) at step {state.global_step + 1}: "
+                    f"training stopped and nothing was saved as finished. Usual causes: a learning rate too high "
+                    f"(trainer.learning_rate is {plan.training_args.get('learning_rate')}) or float16 overflow; "
+                    f"the checkpoints saved before it are kept; fix the cause and start over with `peftrun {label} "
+                    "--overwrite`")
+            return control
+
+    return NonFiniteWeights()
 
 
 def _gradient_callback(plan: Plan) -> Any:

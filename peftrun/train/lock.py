@@ -13,10 +13,12 @@ that was launched some other way (plain `accelerate launch`) takes the lock itse
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +51,8 @@ class RunDirLock:
         self.path = run_dir / LOCK_FILE
         self.fd: int | None = None
         self.created: list[Path] = []  # folders this lock made, outermost first
+        self.made_file = False  # this lock created the lock file
+        self.refused = False  # the start was refused (RunDirError): what it made goes
 
     def acquire(self, accept_holder: int | None = None) -> bool:
         """Take the lock (True); or, when `accept_holder` holds it, go on without it (False).
@@ -57,9 +61,12 @@ class RunDirLock:
             self.created += [p for p in (*reversed(self.run_dir.parents), self.run_dir) if not p.exists()]
             try:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
-                # read-only: flock needs no write access, and the file system can still be remounted read-only
-                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except (FileNotFoundError, FileExistsError):  # a holder that wrote nothing removed the folder as it left
+            except FileExistsError:  # a file, or a link to nothing (mkdir would never succeed)
+                raise RunDirError(f"{self.run_dir} exists and is not a folder (a link to a missing one?): "
+                                  "choose another output.dir") from None
+            try:
+                fd = self._open()
+            except FileNotFoundError:  # a holder that wrote nothing removed the folder as it left
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -77,17 +84,39 @@ class RunDirLock:
             os.close(fd)  # a holder that wrote nothing removed the file as it left: lock the new one
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        self.path.write_text(record)
+        _write_record(fd, self.path, record)
         self.fd = fd
         return True
 
+    def _open(self) -> int:
+        """The lock file, never through a link, never blocking on a FIFO: created (O_EXCL) or a regular file
+        of this user that is already there; anything else is refused. Read-only: flock needs no write access."""
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            self.made_file = True
+        except FileExistsError:
+            try:
+                fd = os.open(self.path, flags)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                raise RunDirError(f"{self.path} is a symbolic link: refusing to use it as the run's lock "
+                                  "(someone may want the run to write elsewhere); remove it") from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+            os.close(fd)
+            raise RunDirError(f"{self.path} is not a regular file of yours: refusing to use it as the run's lock; "
+                              "remove it, or choose another output.dir")
+        return fd
+
     def release(self) -> None:
-        """Unlock. A start that wrote nothing leaves nothing: the lock file (removed while still locked: a
-        process waiting on it sees that and locks a new one) and the folders it made go."""
+        """Unlock. A start that wrote nothing, or that was refused, leaves nothing: the lock file it made
+        (removed while still locked: a process waiting on it sees that and locks a new one) and the folders."""
         if self.fd is None:
             return
         try:
-            if [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
+            if self.made_file and self.refused or [p.name for p in self.run_dir.iterdir()] == [LOCK_FILE]:
                 self.path.unlink()
                 for folder in reversed(self.created):
                     folder.rmdir()
@@ -96,6 +125,16 @@ class RunDirLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+
+
+def _write_record(fd: int, path: Path, record: str) -> None:
+    """Who holds the lock, written into the locked file itself (never through a link put in its place)."""
+    out = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if (os.fstat(out).st_dev, os.fstat(out).st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            os.write(out, record.encode())
+    finally:
+        os.close(out)
 
 
 def _is_the_file(fd: int, path: Path) -> bool:
@@ -135,5 +174,8 @@ def holding(run_dir: Path, *, main: bool = True) -> Iterator[RunDirLock | None]:
     lock.acquire(accept_holder=launcher_holder())
     try:
         yield lock
+    except RunDirError:
+        lock.refused = True
+        raise
     finally:
         lock.release()

@@ -12,8 +12,9 @@ from peftrun.recipe.schema import method_info
 from peftrun.train.rundir import RESOLVED_RECIPE
 
 
-def plan_of_run(run_dir: Path) -> Plan:
-    """The plan a run was trained with, from its recipe.resolved.yaml."""
+def plan_of_run(run_dir: Path, trust_remote_code: bool = False) -> Plan:
+    """The plan a run was trained with, from its recipe.resolved.yaml. A run directory may come from anyone:
+    nothing in it switches on code (docs/trust.md); trust_remote_code is what the caller passes."""
     from peftrun.launch.preflight import probe_torch
     from peftrun.recipe.loader import load_recipe
     from peftrun.recipe.resolver import resolve
@@ -23,14 +24,16 @@ def plan_of_run(run_dir: Path) -> Plan:
         raise RunDirError(f"{run_dir} is not a peftrun run directory (no {RESOLVED_RECIPE})")
     if not (run_dir / "adapter_config.json").is_file() and not (run_dir / "config.json").is_file():
         raise RunDirError(f"{run_dir} holds no saved adapter or model yet (did the run finish?)")
-    return resolve(load_recipe(recipe_file), probe_torch())
+    switch = f"model.trust_remote_code={str(trust_remote_code).lower()}"
+    return resolve(load_recipe(recipe_file, [switch]), probe_torch())
 
 
-def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
-    """(model with the run's adapter, tokenizer, plan). The base loads in full precision unless `quantized`."""
+def load_tuned(run_dir: Path, quantized: bool = False, trust_remote_code: bool = False) -> tuple[Any, Any, Plan]:
+    """(model with the run's adapter, tokenizer, plan). The base loads in full precision unless `quantized`;
+    a model repository's code runs only when the caller passes `trust_remote_code`."""
     from peftrun.train.modeling import load_model, load_tokenizer
 
-    plan = plan_of_run(run_dir)
+    plan = plan_of_run(run_dir, trust_remote_code)
     base_plan = plan if quantized else plan.with_sections(quantization=None)
     tokenizer = load_tokenizer(plan)
     if plan.recipe.peft is None:  # a full fine-tune: the run directory holds the whole model
@@ -43,14 +46,14 @@ def load_tuned(run_dir: Path, quantized: bool = False) -> tuple[Any, Any, Plan]:
     return model, tokenizer, plan
 
 
-def merge_run(run_dir: Path, out_dir: Path, dtype: str | None = None) -> Path:
+def merge_run(run_dir: Path, out_dir: Path, dtype: str | None = None, trust_remote_code: bool = False) -> Path:
     """Merge the run's adapter into a full-precision copy of its base and save it, in `dtype` (default: the
     run's model dtype), with the tokenizer and a model card; files get the permissions the umask gives."""
     import torch
 
     from peftrun.train.card import CARD, merged_card
 
-    model, tokenizer, plan = load_tuned(run_dir)
+    model, tokenizer, plan = load_tuned(run_dir, trust_remote_code=trust_remote_code)
     if plan.recipe.peft is None:
         raise RunDirError(f"{run_dir} is a full fine-tune: it is already a complete model")
     method = plan.recipe.peft.method

@@ -28,12 +28,13 @@ PUSHED_FILES = ["adapter_*", "*.safetensors", "config.json", "generation_config.
                 "special_tokens_map.json", "chat_template.jinja", "README.md", "recipe.resolved.yaml", "loss.png"]
 
 
-def push_run(run_dir: Path, repo_id: str) -> None:
-    """Upload a finished run's adapter with peftrun's card to the hub."""
+def push_run(run_dir: Path, repo_id: str, private: bool = True) -> None:
+    """Upload a finished run's adapter with peftrun's card to the hub; a repository it creates is private
+    unless the recipe says `output.private: false`."""
     from huggingface_hub import HfApi
 
     api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
+    api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=str(run_dir), allow_patterns=PUSHED_FILES,
                       ignore_patterns=["checkpoint-*", "merged/*"], commit_message="Upload adapter trained with peftrun")
     print(f"pushed {run_dir} to https://huggingface.co/{repo_id}")

@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from peftrun import __version__
-from peftrun.errors import RunDirError
+from peftrun.errors import RunDirError, scrub
 from peftrun.recipe.explain import base_line
+from peftrun.recipe.gitcache import SAFE_CONFIG
 from peftrun.recipe.plan import Plan
 from peftrun.train.checkpoints import all_checkpoints, remove_incomplete, resume_point
 from peftrun.train.durable import fsync_tree, write_atomic
@@ -153,7 +154,7 @@ def resolved_recipe_text(plan: Plan) -> str:
         _set(data, path.split("."), expression)
     header = f"# Resolved by peftrun {__version__} from {plan.recipe.path or 'a mapping'}; re-run with `peftrun {RESOLVED_RECIPE}`\n"
     header += "".join(f"# base: {base_line(base)}\n" for base in plan.recipe.bases)
-    return header + yaml.safe_dump(data, sort_keys=False)
+    return scrub(header + yaml.safe_dump(data, sort_keys=False))
 
 
 def _set(data: Any, keys: list[str], value: Any) -> None:
@@ -181,14 +182,16 @@ def library_versions() -> dict[str, str | None]:
 
 
 def git_state(path: Path | None) -> dict[str, Any]:
-    """The recipe's git commit and whether its tree was dirty; nulls outside git."""
+    """The recipe's git commit and whether its tree was dirty; nulls outside git. The work tree's own
+    configuration runs nothing (no fsmonitor command, no hooks, no index write)."""
     if path is None:
         return {"commit": None, "dirty": None}
     folder = str(path.resolve().parent)
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True, timeout=10)
+            done = subprocess.run(["git", *SAFE_CONFIG, "--no-optional-locks", "-C", folder, *args], capture_output=True,
+                                  text=True, timeout=10, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.SubprocessError):
             return None
         return done.stdout if done.returncode == 0 else None
@@ -207,7 +210,7 @@ def write_manifest(run_dir: Path, content: dict[str, Any]) -> Path:
     """Written last: the run's outputs are flushed to disk first, then the manifest appears whole."""
     fsync_tree(run_dir, skip=lambda p: p.parent == run_dir and p.name.startswith("checkpoint-"))
     path = run_dir / MANIFEST
-    write_atomic(path, json.dumps(content, indent=2, default=str) + "\n")
+    write_atomic(path, scrub(json.dumps(content, indent=2, default=str) + "\n"))
     return path
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError
+from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError, scrub
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.extras import EXTRAS
@@ -280,8 +280,8 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     if plan.recipe.output.save in ("merged", "both") and plan.recipe.peft is not None:
         from peftrun.train.merge import merge_run
 
-        merged = merge_run(run_dir, run_dir / "merged")
-    (run_dir / "README.md").write_text(model_card(plan, summary))
+        merged = merge_run(run_dir, run_dir / "merged", trust_remote_code=plan.recipe.model.trust_remote_code)
+    (run_dir / "README.md").write_text(scrub(model_card(plan, summary)))
     manifest = _manifest(plan, data, summary, started, merged)
     manifest["data_checks"] = checks.manifest() if checks is not None else None
     if estimate is not None:
@@ -293,7 +293,7 @@ def _finish(plan: Plan, trainer: Any, tokenizer: Any, data: Any, result: Any, st
     if plan.recipe.output.push_to_hub:
         from peftrun.train.publish import push_run
 
-        push_run(run_dir, str(plan.recipe.output.hub_model_id))
+        push_run(run_dir, str(plan.recipe.output.hub_model_id), plan.recipe.output.private)
     print_summary(plan, summary, {"model card": run_dir / "README.md", "log": progress.log_path(),
                                   "loss plot": plot or f"not drawn: {EXTRAS['plot'].install}",
                                   "manifest": run_dir / rundir.MANIFEST, "merged": merged}, manifest.get("memory"))

@@ -139,8 +139,9 @@ def test_trust_remote_code_from_a_shared_base_is_refused(tmp_path: Path, git_cac
     write("r.yaml", f"extends: git+{repo.url}@v1#base.yaml\n")
     assert problem("r.yaml") == (
         f"git+{repo.url}@v1#base.yaml:2:35 (commit {commit[:12]}): model.trust_remote_code: the shared base "
-        f"git+{repo.url}@v1#base.yaml (commit {commit[:12]}) turns on trust_remote_code (it runs the model repository's "
-        "code on this machine); a shared base cannot: write `trust_remote_code: true` in your own recipe "
+        f"git+{repo.url}@v1#base.yaml (commit {commit[:12]}) turns on trust_remote_code (it runs the Python code "
+        "of a model repository: runs code on this machine); only your own recipe file or the command line can: "
+        "write `trust_remote_code: true` in your own recipe "
         "(or pass model.trust_remote_code=true) to accept it"
     )
     assert load_recipe("r.yaml", ["model.trust_remote_code=true"]).model.trust_remote_code is True
@@ -159,7 +160,7 @@ def test_foreign_reward_functions_from_a_shared_base_are_refused(tmp_path: Path,
     write("r.yaml", f"extends: git+{repo.url}@v1#grpo.yaml\n")
     message = problem("r.yaml")
     assert f"trainer.reward_funcs: the shared base git+{repo.url}@v1#grpo.yaml (commit " in message
-    assert "names reward functions that are not peftrun's own (team.rewards:score)" in message
+    assert "turns on reward_funcs (it imports and calls the named Python functions: runs code on this machine)" in message
     write("own.yaml", f"extends: git+{repo.url}@v1#grpo.yaml\ntrainer: {{reward_funcs: [think_format, team.rewards:score]}}\n")
     assert load_recipe("own.yaml").trainer.reward_funcs == ["think_format", "team.rewards:score"]
     write("shipped.yaml", f"extends: git+{repo.url}@v1#grpo.yaml\ntrainer: {{reward_funcs: [think_format]}}\n")

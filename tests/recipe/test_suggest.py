@@ -68,4 +68,5 @@ def test_another_tools_config_is_named_by_validate_and_run(capsys: pytest.Captur
     assert f"\n  {hint}\n" in capsys.readouterr().err
     assert main([str(path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {path}: ") and err.endswith(f"\n{hint}\n")
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path  # as the loader names files
+    assert err.startswith(f"error: {shown}: ") and err.endswith(f"\n{hint}\n")

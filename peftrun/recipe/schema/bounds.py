@@ -2,11 +2,13 @@
 
 A trainer type gets the bound of each of its fields named in BOUNDS (a new trainer type is covered by
 its field names alone). Values outside a bound can never work; validation refuses them, located, with
-the range. `None` (TRL computes the value) and non-numbers (`learning_rate: auto`) are not checked here.
+the range. `None` (TRL computes the value) and non-numbers (`learning_rate: auto`) are not checked here; a number that
+is not finite (.inf, .nan) is refused in every field.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,14 +96,18 @@ def _error(bound: Bound) -> PydanticCustomError:
     return PydanticCustomError("out_of_range", "must be {expected}", {"expected": bound.expected})
 
 
-def field_check(name: str) -> Callable[[Any], Any] | None:
-    """The after-validator of field `name` (None when it has no bound, or one that depends on another field)."""
+FINITE = Bound("a finite number", math.isfinite, {})  # JSON has no inf or nan: nothing for editors to check
+
+
+def field_check(name: str) -> Callable[[Any], Any]:
+    """The after-validator of field `name`: a finite number (any field), within its bound (one that does not
+    depend on another field)."""
     bound = BOUNDS.get(name)
-    if bound is None or bound.unless is not None:
-        return None
 
     def check(value: Any) -> Any:
-        if _number(value) and not bound.accepts(value):
+        if _number(value) and not math.isfinite(value):
+            raise _error(FINITE)
+        if bound is not None and bound.unless is None and _number(value) and not bound.accepts(value):
             raise _error(bound)
         return value
 

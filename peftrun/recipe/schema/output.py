@@ -17,6 +17,7 @@ class OutputSection(Section):
     )
     push_to_hub: bool = Field(False, description="Push the adapter and its card to the hub at the end.")
     hub_model_id: str | None = Field(None, description="Hub repository for push_to_hub (owner/name).")
+    private: bool = Field(True, description="push_to_hub creates a private repository unless this is false.")
 
     @model_validator(mode="after")
     def _hub_id(self) -> "OutputSection":

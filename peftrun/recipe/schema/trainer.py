@@ -63,8 +63,7 @@ class TrainerBase(Section):
 
 def _bounded(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
     """A field's (annotation, Field) with the after-validator of its bound, if it has one."""
-    check = field_check(name)
-    return (Annotated[spec[0], AfterValidator(check)], spec[1]) if check else spec
+    return (Annotated[spec[0], AfterValidator(field_check(name))], spec[1])
 
 
 def _trainer_model(kind: str) -> type[Section]:

@@ -1,0 +1,101 @@
+"""Attacks through a shared base: code execution, smuggled values, files read and published (docs/trust.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from peftrun.errors import RecipeError
+from peftrun.recipe.loader import load_recipe
+from tests.git_repos import Repo, git_cache  # noqa: F401 - fixture
+from tests.recipe_files import MINIMAL, write  # noqa: F401 - fixture
+
+
+def problems(path: str | Path, overrides: tuple[str, ...] = ()) -> list[str]:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, overrides)
+    return [str(p) for p in info.value.problems]
+
+
+def shared_base(tmp_path: Path, text: str) -> str:
+    repo = Repo(tmp_path / "team")
+    repo.commit({"base.yaml": text}, tag="v1")
+    return f"git+{repo.url}@v1#base.yaml"
+
+
+DPO = MINIMAL.replace("{type: sft}", "{type: dpo, trust_remote_code: true}")
+
+
+def test_trl_trust_remote_code_from_a_shared_base_is_refused(tmp_path: Path, git_cache: Path, write) -> None:  # noqa: F811
+    entry = shared_base(tmp_path, DPO)
+    write("r.yaml", f"extends: {entry}\n")
+    found = problems("r.yaml")
+    assert len(found) == 1 and "trainer.trust_remote_code: the shared base git+" in found[0]
+    assert "only your own recipe file or the command line can" in found[0]
+    assert load_recipe("r.yaml", ["trainer.trust_remote_code=true"]).trainer.trust_remote_code is True
+    write("own.yaml", f"extends: {entry}\ntrainer: {{trust_remote_code: true}}\n")
+    assert load_recipe("own.yaml").trainer.trust_remote_code is True
+
+
+def test_a_local_base_file_is_not_the_users_own_file(write) -> None:  # noqa: F811
+    write("base.yaml", DPO)
+    write("r.yaml", "extends: base.yaml\n")
+    assert problems("r.yaml")[0].startswith("base.yaml:2:"), problems("r.yaml")
+    assert "the base file base.yaml turns on trust_remote_code" in problems("r.yaml")[0]
+
+
+def test_trust_remote_code_inside_a_mapping_of_keyword_arguments(write) -> None:  # noqa: F811
+    write("base.yaml", MINIMAL.replace("{type: sft}", "{type: grpo, reward_funcs: [think_format], "
+                                       "generation_kwargs: {trust_remote_code: true}}"))
+    write("r.yaml", "extends: base.yaml\n")
+    assert "trainer.generation_kwargs.trust_remote_code: the base file base.yaml" in problems("r.yaml")[0]
+
+
+@pytest.mark.parametrize("value", ["${oc.create:{trust_remote_code: true}}", "${oc.decode:'true'}", "${oc.env:X,true}"])
+def test_a_resolver_cannot_hide_where_a_value_came_from(write, value: str) -> None:  # noqa: F811
+    write("base.yaml", MINIMAL.replace("{name_or_path: org/model}", f"{{name_or_path: org/model, trust_remote_code: \"{value}\"}}"))
+    write("r.yaml", "extends: base.yaml\n")
+    assert any("model.trust_remote_code" in p for p in problems("r.yaml")), problems("r.yaml")
+
+
+def test_a_reference_in_the_users_file_to_a_foreign_value_is_foreign(write) -> None:  # noqa: F811
+    write("base.yaml", MINIMAL.replace("{name_or_path: org/model}", "{name_or_path: org/model, tokenizer: 'true'}"))
+    write("r.yaml", "extends: base.yaml\nmodel: {trust_remote_code: '${model.tokenizer}'}\n")
+    assert problems("r.yaml")[0].startswith("r.yaml:2:9: model.trust_remote_code: "), problems("r.yaml")
+    write("rel.yaml", "extends: base.yaml\nmodel: {trust_remote_code: '${.tokenizer}'}\n")
+    assert problems("rel.yaml")[0].startswith("rel.yaml:2:9: model.trust_remote_code: "), problems("rel.yaml")
+    write("own.yaml", "extends: base.yaml\nmodel: {tokenizer: 'true', trust_remote_code: '${.tokenizer}'}\n")
+    assert load_recipe("own.yaml").model.trust_remote_code is True
+
+
+def test_data_files_and_publishing_from_a_base_are_refused(write) -> None:  # noqa: F811
+    text = MINIMAL.replace("{path: org/data}", "{path: text, data_files: '${oc.env:HOME}/.git-credentials'}")
+    write("base.yaml", text + "output: {push_to_hub: true, hub_model_id: someone/leak}\n")
+    write("r.yaml", "extends: base.yaml\n")
+    found = "\n".join(problems("r.yaml"))
+    for key in ("dataset.data_files", "output.push_to_hub", "output.hub_model_id"):
+        assert f"{key}: the base file base.yaml" in found
+    assert str(Path.home()) not in found or len(str(Path.home())) < 6
+
+
+def test_a_run_directory_outside_the_working_directory_from_a_base_is_refused(write) -> None:  # noqa: F811
+    write("base.yaml", MINIMAL + "output: {dir: /etc}\n")
+    write("r.yaml", "extends: base.yaml\n")
+    assert "output.dir: the base file base.yaml" in problems("r.yaml")[0]
+    write("ok.yaml", MINIMAL + "output: {dir: /tmp/elsewhere}\n")
+    assert load_recipe("ok.yaml").output.dir == "/tmp/elsewhere"  # the user's own file may
+
+
+def test_a_git_base_cannot_name_files_outside_the_shipped_bases(tmp_path: Path, git_cache: Path, write) -> None:  # noqa: F811
+    entry = shared_base(tmp_path, "extends: peftrun:../../recipe/bases/defaults\n" + MINIMAL)
+    write("r.yaml", f"extends: {entry}\n")
+    assert "no shipped base named '../../recipe/bases/defaults'" in problems("r.yaml")[0]
+
+
+def test_held_python_tags_and_foreign_rewards_stay_refused(tmp_path: Path, git_cache: Path, write) -> None:  # noqa: F811
+    write("tag.yaml", MINIMAL + "seed: !!python/object/apply:os.system ['true']\n")
+    assert "only plain YAML is allowed" in problems("tag.yaml")[0]
+    entry = shared_base(tmp_path, MINIMAL.replace("{type: sft}", "{type: grpo, reward_funcs: [team.rewards:score]}"))
+    write("r.yaml", f"extends: {entry}\n")
+    assert "trainer.reward_funcs: the shared base" in problems("r.yaml")[0]
