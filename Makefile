@@ -9,13 +9,14 @@ YLS_VERSION := 2.0.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test test-fast test-min wheel-check quickstart bench clean slurm sky-venv
+.PHONY: setup test test-fast test-min wheel-check lock quickstart bench clean slurm sky-venv
 
 # torch first, from the pin in constraints.txt (a CPU build on this machine; any other spec pulls CUDA).
-$(STAMP): pyproject.toml constraints.txt
+# Then everything else at the versions CI was last run with (requirements-lock.txt, `make lock`).
+$(STAMP): pyproject.toml constraints.txt requirements-lock.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt torch
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -c requirements-lock.txt -e ".[test]"
 	npm install --prefix .tools/yls --no-audit --no-fund --silent yaml-language-server@$(YLS_VERSION)
 	touch $(STAMP)
 
@@ -52,6 +53,11 @@ test-min:
 # The wheel as a user installs it: a fresh virtualenv, no extras, init / validate / explain / a tiny run.
 wheel-check: $(STAMP)
 	$(PY) scripts/wheel_check.py
+
+# Re-pin requirements-lock.txt to what the test environment has now (after changing pyproject.toml).
+lock: $(STAMP)
+	{ head -n 2 requirements-lock.txt; $(PY) -m pip freeze --exclude-editable | grep -v -e '^torch==' -e '^peftrun'; } > requirements-lock.tmp
+	mv requirements-lock.tmp requirements-lock.txt
 
 # Train the quickstart recipe on SmolLM2-135M-Instruct (replacing the last demo run), then compare
 # the base model and the tuned one on the held-out split.
