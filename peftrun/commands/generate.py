@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     system = parser.add_mutually_exclusive_group()
     system.add_argument("--system", default=None, help="this system prompt instead of the run's")
     system.add_argument("--no-system", action="store_true", help="no system prompt, even if the run had one")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model repository's code (never taken from the run directory)")
 
 
 def chosen_system(run_dir: Path, system: str | None, no_system: bool) -> str | None:
@@ -31,8 +33,6 @@ def chosen_system(run_dir: Path, system: str | None, no_system: bool) -> str | N
     if no_system or system is not None:
         return system
     return json.loads((run_dir / MANIFEST).read_text()).get("data", {}).get("system_prompt")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="run the model repository's code (never taken from the run directory)")
 
 
 def main(args: argparse.Namespace) -> int:

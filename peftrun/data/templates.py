@@ -39,6 +39,20 @@ def template_text(value: str) -> str:
     return head + resources.files("peftrun.data").joinpath("templates", f"{stem}.jinja").read_text(encoding="utf-8")
 
 
+def checked_template(text: str, name: str, where: str) -> str:
+    """`text` when Jinja can compile it (in the sandbox transformers renders chat templates in), else a located
+    error naming the template's own line."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
+    except TemplateSyntaxError as exc:
+        raise RecipeError(Problem(where, "model.chat_template", f"{name}, line {exc.lineno}: not a valid Jinja "
+                                  f"template: {exc.message}; fix the template (transformers renders it with Jinja)"))
+    return text
+
+
 def apply_special_tokens(tokenizer: Any, model: ModelSection) -> list[str]:
     """Set the recipe's pad / eos / bos tokens and add its extra ones; returns the tokens that were new."""
     spec = model.special_tokens
@@ -61,7 +75,7 @@ def apply_chat_template(tokenizer: Any, model: ModelSection, where: str) -> None
     name = model.chat_template
     if name is None:
         return
-    tokenizer.chat_template = template_text(name)
+    tokenizer.chat_template = checked_template(template_text(name), name, where)
     vocab = tokenizer.get_vocab()
     missing = [t for t in TEMPLATE_TOKENS.get(name, ()) if t not in vocab]
     if missing:

@@ -35,10 +35,15 @@ def _config_problems(plan: Plan) -> list[tuple[str, str]]:
     if not path.is_file():
         return [("launch.accelerate_config", f"accelerate config file {path} not found (relative paths start from "
                  f"the working directory, {Path.cwd()})")]
+    import yaml
+
     try:
         config = read_accelerate_config(path)
-    except (OSError, ValueError) as exc:  # yaml.YAMLError and json.JSONDecodeError are ValueErrors
-        return [("launch.accelerate_config", f"cannot read {path}: {str(exc).splitlines()[0]}")]
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return [("launch.accelerate_config", f"cannot read {path}: {first}")]
+    if not isinstance(config.get("deepspeed_config") or {}, dict):
+        return [("launch.accelerate_config", f"{path}: deepspeed_config must be a mapping (accelerate's format)")]
     problems = []
     kind = str(config.get("distributed_type", "NO")).upper()
     wanted = {"ddp": ("MULTI_GPU", "MULTI_CPU", "NO"), "fsdp": ("FSDP",), "deepspeed": ("DEEPSPEED",)}[launch.strategy]

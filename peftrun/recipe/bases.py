@@ -50,6 +50,8 @@ class Context:
 
     allow_moving: bool = False
     top: str | None = None  # how sources name the user's own top recipe file
+    own_extends: bool = False  # a sweep file: the local recipe it extends is the user's own too (the one swept)
+    own: set[str] = field(default_factory=set)  # how sources name those files
     roots: list[Root] = field(default_factory=list)
     records: list[dict[str, str]] = field(default_factory=list)
     stand_ins: dict[Path, tuple[Path, str]] = field(default_factory=dict)  # path -> (file read instead, label)

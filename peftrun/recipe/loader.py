@@ -226,6 +226,8 @@ def _merge_bases(
             raise RecipeError(Problem(at, "extends", f"base recipe not found: {base} (looked for {base_path})"))
         ctx.verify(base_path, at)
         base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
+        if ctx.own_extends and len(chain) == 1 and ctx.root_of(base_path) is None:  # the recipe a sweep sweeps
+            ctx.own.add(ctx.label(base_path) or _display(ctx.file_to_read(base_path)))
         ctx.record(base_path, _display(base_path))
         merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)
     return merged, merged_src
@@ -344,7 +346,7 @@ def _load(
     env = interpolation.env_derived(exprs)
     data = interpolate(data, sources)
     redact.keep_secrets(data, interpolation.env_values(exprs), env)
-    problems = redact.environment_problems(env, flat) + trust.foreign(data, trust.Provenance(flat, exprs, ctx.top), ctx.describe,
+    problems = redact.environment_problems(env, flat) + trust.foreign(data, trust.Provenance(flat, exprs, ctx.top, ctx.own), ctx.describe,
                                                         lambda p: redact.expression_behind(p, env) is not None)
     try:
         recipe = validate_recipe(data, flat, path, env)

@@ -162,7 +162,7 @@ def _stand_in(path: Path, sources: Sources, label: str) -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="peftrun-sweep-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text("".join(blanked), encoding="utf-8")
-        yield lambda: Context(stand_ins={path.resolve(): (copy, label)})
+        yield lambda: Context(stand_ins={path.resolve(): (copy, label)}, own_extends=True)
 
 
 def _line(where: str) -> int:
@@ -216,14 +216,35 @@ def _check_params(path: Path, section: SweepSection, overrides: tuple[str, ...],
     return problems
 
 
+def _entries(bases: Any) -> list[str]:
+    return [] if bases is None else [bases] if isinstance(bases, str) else list(bases)
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` deep-merged onto `base` (mappings merge, anything else is replaced), as `extends` merges."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(out.get(key), Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
 def trial_recipe_text(path: Path, data: Mapping[str, Any]) -> str:
-    """The plain recipe every trial runs: the sweep file without `sweep:`, relative bases made absolute."""
+    """The plain recipe every trial runs: the swept recipe (a local file the sweep extends) and the sweep file
+    without `sweep:`, inlined into one file, as both are the user's own; the bases they extend stay bases
+    (shipped and git ones as named, relative ones made absolute), so what they set stays foreign."""
     recipe = {key: value for key, value in data.items() if key != SECTION}
+    inlined: dict[str, Any] = {}
+    kept: list[str] = []
+    for entry in _entries(recipe.pop("extends", None)):
+        if entry.startswith((PACKAGE_PREFIX, GIT_PREFIX)):
+            kept.append(entry)
+            continue
+        swept = (path.parent / entry).resolve()
+        swept_data, _ = read_yaml(swept)
+        kept += [b if b.startswith((PACKAGE_PREFIX, GIT_PREFIX)) else str((swept.parent / b).resolve())
+                 for b in _entries(swept_data.pop("extends", None))]
+        inlined = _merged(inlined, swept_data)
+    recipe = {**({"extends": kept} if kept else {}), **_merged(inlined, recipe)}
     recipe.setdefault("name", path.stem)
-    bases = recipe.get("extends")
-    if bases is not None:
-        entries = [bases] if isinstance(bases, str) else list(bases)
-        recipe["extends"] = [e if e.startswith((PACKAGE_PREFIX, GIT_PREFIX)) else str((path.parent / e).resolve())
-                             for e in entries]
     header = f"# The recipe every trial of {path.name} runs (written by `peftrun sweep`; each trial adds its values)\n"
     return header + yaml.safe_dump(recipe, sort_keys=False)

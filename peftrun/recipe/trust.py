@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,8 +200,10 @@ FILE_SOURCE = re.compile(r":\d+:\d+( \(.*\))?$")  # "file:line:col" or "label:li
 class Provenance:
     """Whether a value comes from the user's own top file (`top`) or the command line, through references."""
 
-    def __init__(self, sources: Mapping[str, str], exprs: Mapping[str, Expr], top: str | None) -> None:
+    def __init__(self, sources: Mapping[str, str], exprs: Mapping[str, Expr], top: str | None,
+                 own: Iterable[str] = ()) -> None:
         self.sources, self.exprs, self.top = sources, exprs, top
+        self.own = {top, *own}  # the top file, and for a sweep file the recipe it sweeps
         self._seen: dict[str, bool] = {}
 
     def source(self, path: str) -> str:
@@ -212,7 +214,7 @@ class Provenance:
 
     def foreign_file(self, source: str) -> bool:
         """Written in a file other than the user's top recipe file (a default rule or the command line is not)."""
-        return bool(FILE_SOURCE.search(source)) and FILE_SOURCE.sub("", source) != self.top
+        return bool(FILE_SOURCE.search(source)) and FILE_SOURCE.sub("", source) not in self.own
 
     def trusted(self, path: str) -> bool:
         """The value at `path` and every key it reads come from the user's own file, the command line or a default."""

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 LOG_FILE = "train.log"
 LIBRARIES = ("transformers", "datasets", "bitsandbytes", "peft", "trl", "accelerate", "huggingface_hub")
@@ -33,28 +33,27 @@ HARMLESS = tuple(re.compile(p) for p in (
 
 
 class RunLog:
-    """The run's log: kept in memory until the run directory exists (`open`), then appended to its file."""
+    """The run's log: kept in memory until the run directory exists (`open`), then appended to its file, which
+    is opened for each write and closed again (no handle is held on the run directory's file system)."""
 
     def __init__(self, verbose: bool = False) -> None:
-        self._stream: TextIO = io.StringIO()
+        self._pending = io.StringIO()
         self.path: Path | None = None
         self.verbose = verbose
 
     def write(self, text: str) -> None:
-        self._stream.write(text if text.endswith("\n") else text + "\n")
-        self._stream.flush()
+        line = text if text.endswith("\n") else text + "\n"
+        if self.path is None:
+            self._pending.write(line)
+            return
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(line)
 
     def open(self, run_dir: Path) -> Path:
         if self.path is None:
-            earlier = self._stream.getvalue()
             self.path = run_dir / LOG_FILE
-            self._stream = self.path.open("a", encoding="utf-8")
-            self._stream.write(earlier)
+            self.write(self._pending.getvalue())
         return self.path
-
-    def close(self) -> None:
-        if self.path is not None:
-            self._stream.close()
 
 
 _ACTIVE: list[RunLog] = []  # the log of the `quiet` block in progress (innermost last)
@@ -168,7 +167,6 @@ def quiet(verbose: bool = False) -> Iterator[RunLog]:
             stack.enter_context(_no_progress_bars())
         _ACTIVE.append(log)
         stack.callback(_ACTIVE.pop)
-        stack.callback(log.close)
         yield log
 
 
