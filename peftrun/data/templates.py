@@ -40,13 +40,13 @@ def template_text(value: str) -> str:
 
 
 def checked_template(text: str, name: str, where: str) -> str:
-    """`text` when Jinja can compile it (in the sandbox transformers renders chat templates in), else a located
-    error naming the template's own line."""
+    """`text` when transformers can compile it (its own Jinja environment, with the `{% generation %}` tag),
+    else a located error naming the template's own line."""
     from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from transformers.utils.chat_template_utils import _compile_jinja_template
 
     try:
-        ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols"]).parse(text)
+        _compile_jinja_template(text)
     except TemplateSyntaxError as exc:
         raise RecipeError(Problem(where, "model.chat_template", f"{name}, line {exc.lineno}: not a valid Jinja "
                                   f"template: {exc.message}; fix the template (transformers renders it with Jinja)"))
