@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 venv=.venv-min
 lowest=(
   "transformers==5.23.0" "trl==1.16.0" "peft==0.21.0" "accelerate==1.10.1" "datasets==4.7.0"
-  "huggingface_hub==1.31.0" "safetensors==0.8.0" "pydantic==2.9.0" "pyyaml==6.0.1" "omegaconf==2.3.0"
+  "huggingface_hub==1.31.0" "safetensors==0.8.0" "jinja2==3.1.0" "pydantic==2.9.0" "pyyaml==6.0.1" "omegaconf==2.3.0"
   "ruamel.yaml==0.18.0" "jsonschema==4.18.0" "pytest>=8"
 )
 # The pins above must be the lower bounds pyproject.toml states (a test keeps them in step).
