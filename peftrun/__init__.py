@@ -18,6 +18,7 @@ _API = {
     "build_quantization_config": "peftrun.builders",
     "build_training_args": "peftrun.builders",
     "run": "peftrun.train.runner",
+    "RunMode": "peftrun.launch.runmode",
     "Plan": "peftrun.recipe.plan",
     "Recipe": "peftrun.recipe.schema",
     "Hardware": "peftrun.recipe.hardware",

@@ -9,27 +9,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import trl_table
-
-# Trainer keyword arguments beyond the common ones (model, args, datasets, processing_class, peft_config,
-# callbacks), by trainer type; the runner supplies their values.
-EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
-    "grpo": ("reward_funcs",),
-    "rloo": ("reward_funcs",),
-    "distillation": ("teacher_model",),
-}
-
+from peftrun.recipe.trainer_types import TRAINERS
 
 def trainer_class(trainer_type: str) -> type:
     """The TRL trainer class for a trainer type (its config class's name with Trainer for Config)."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
-    module = importlib.import_module(trl_table()["modules"][trainer_type])
-    return getattr(module, trl_table()["classes"][trainer_type].removesuffix("Config") + "Trainer")
+    kind = TRAINERS[trainer_type]
+    return getattr(importlib.import_module(kind.module), kind.trainer_class)
 
 
 def extra_arguments(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The type-specific keyword arguments the trainer takes, from what the runner prepared."""
-    return {name: given[name] for name in EXTRA_ARGUMENTS.get(plan.trainer_type, ())}
+    """The type-specific keyword arguments the trainer takes (beyond model, args, datasets, processing_class,
+    peft_config and callbacks), from what the runner prepared."""
+    return {name: given[name] for name in TRAINERS[plan.trainer_type].extra_arguments}
 
 
 def method_callbacks(plan: Plan) -> list[Any]:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from peftrun.commands.validate import foreign_hint
+from peftrun.launch import runmode
 
 HELP = "train a recipe (the default command: `peftrun RECIPE ...`)"
 
@@ -14,9 +15,8 @@ HELP = "train a recipe (the default command: `peftrun RECIPE ...`)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe file")
     parser.add_argument("overrides", nargs="*", help="key.path=value overrides (win over the files)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    mode.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    runmode.add_arguments(parser, overwrite_help="replace an existing run directory",
+                          resume_help="continue from the run directory's last checkpoint")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and the objects it builds, then stop")
     parser.add_argument("--verbose", action="store_true",
                         help="show the libraries' progress bars and messages too (the run's train.log has them anyway)")
@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     from peftrun.train.runner import run_from_cli
 
     try:
-        return run_from_cli(args.recipe, args.overrides, overwrite=args.overwrite, resume=args.resume,
+        return run_from_cli(args.recipe, args.overrides, mode=args.mode,
                             dry_run=args.dry_run, verbose=args.verbose)
     except RecipeError as exc:
         hint = foreign_hint(Path(args.recipe))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from peftrun.launch import runmode
 from peftrun.launch.cluster import STOP_BEFORE_S, RankVariables
 
 HELP = "write a Slurm batch script or a SkyPilot task for a recipe (and submit it with --now)"
@@ -54,9 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", action="store_true", help="submit it (sbatch / sky launch) and print the job id")
     parser.add_argument("--allow-local-fs", action="store_true", help="accept a run directory on a disk of this "
                         "machine for a job of several nodes (every node of the job is this machine)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--overwrite", action="store_true", help="the job replaces an existing run directory")
-    mode.add_argument("--resume", action="store_true", help="the job continues the run directory's last checkpoint")
+    runmode.add_arguments(parser, overwrite_help="the job replaces an existing run directory",
+                          resume_help="the job continues the run directory's last checkpoint")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -81,9 +81,8 @@ def main(args: argparse.Namespace) -> int:
     nodes = plan.recipe.launch.num_machines
     check_job(plan, nodes, storage=args.to == "slurm", allow_local=args.allow_local_fs)
     text = rundir.resolved_recipe_text(plan)
-    rundir.check(Path(plan.output_dir), args.recipe, text, overwrite=args.overwrite, resume=args.resume)
-    first = ("--overwrite",) if args.overwrite else ("--resume",) if args.resume else ()
-    job = Job(plan, text, nodes, gpus or 0, Path.cwd(), sys.executable, first,
+    rundir.check(Path(plan.output_dir), args.recipe, text, args.mode)
+    job = Job(plan, text, nodes, gpus or 0, Path.cwd(), sys.executable, args.mode,
               plan.hardware.name if args.gpu else None, args.partition, args.time, args.stop_before,
               rundir.library_versions())
     out = Path(args.output or f"{job.name}.{scheduler.suffix}")

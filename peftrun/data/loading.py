@@ -17,27 +17,9 @@ from peftrun.errors import DataError
 from peftrun.hub import is_local, offline, offline_message
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema.dataset import SourceSection
+from peftrun.recipe.trainer_types import TRAINERS
 
 LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-# What each trainer reads, as (format name, required columns) alternatives.
-FORMATS: dict[str, list[tuple[str, frozenset[str]]]] = {
-    "sft": [
-        ("prompt-completion", frozenset({"prompt", "completion"})),
-        ("conversational", frozenset({"messages"})),
-        ("conversational (ShareGPT)", frozenset({"conversations"})),  # TRL converts it to messages
-        ("language modeling", frozenset({"text"})),
-    ],
-    "dpo": [("preference", frozenset({"chosen", "rejected"}))],
-    "reward": [("preference", frozenset({"chosen", "rejected"}))],
-    "grpo": [("prompt-only", frozenset({"prompt"}))],
-    "rloo": [("prompt-only", frozenset({"prompt"}))],
-    "kto": [("unpaired preference", frozenset({"prompt", "completion", "label"}))],
-    "distillation": [("prompt-only", frozenset({"prompt"}))],  # TRL's DistillationTrainer generates on-policy
-    "orpo": [("preference", frozenset({"chosen", "rejected"}))],
-    "cpo": [("preference", frozenset({"chosen", "rejected"}))],
-}
-
 
 @dataclass(frozen=True)
 class TrainingData:
@@ -153,10 +135,11 @@ def _rename(dataset: Any, columns: dict[str, str], key: str) -> Any:
 def detect_format(trainer_type: str, column_names: list[str], key: str) -> str:
     """The TRL data format these columns make for the trainer, or a DataError saying what is needed."""
     found = set(column_names)
-    for name, needed in FORMATS[trainer_type]:
-        if needed <= found:
-            return name
-    options = " or ".join(f"{name} ({', '.join(sorted(needed))})" for name, needed in FORMATS[trainer_type])
+    formats = TRAINERS[trainer_type].formats
+    for shape in formats:
+        if shape.columns <= found:
+            return shape.name
+    options = " or ".join(shape.describe() for shape in formats)
     raise DataError(
         f"{key}: the {trainer_type} trainer needs {options} columns, but the data has {shown_columns(sorted(found))}; "
         "map your column names with dataset.columns, e.g. columns: {prompt: question}"

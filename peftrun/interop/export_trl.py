@@ -15,10 +15,10 @@ from peftrun.interop.writer import dump
 from peftrun.recipe.objects import target_modules
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import LoraSection
+from peftrun.recipe.trainer_types import TRAINERS
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "data" / "templates"
 LOCAL_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-TRAINER_COMMANDS = ("sft", "dpo", "grpo", "reward", "kto", "rloo", "distillation")
 # The LoRA fields TRL's ModelConfig carries to get_peft_config (any other field set in a recipe is listed).
 CARRIED_LORA = {"method", "r", "lora_alpha", "lora_dropout", "target_modules", "modules_to_save", "use_rslora",
                 "use_dora", "task_type", "target_parameters"}
@@ -259,7 +259,7 @@ def _refused(plan: Plan, path: str, message: str) -> RecipeError:
 def export_trl(plan: Plan, beside: Path | None = None) -> Exported:
     """The TRL CLI config for a resolved plan; `beside`: the file it will be written to (files it names go next
     to it)."""
-    if plan.trainer_type not in TRAINER_COMMANDS:
+    if not TRAINERS[plan.trainer_type].trl_command:
         raise _refused(plan, "trainer.type", f"TRL's CLI has no `{plan.trainer_type}` command")
     out = Exported(plan.trainer_type)
     _model(plan, out, beside)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peftrun.errors import Problem, RecipeError
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.launch_command import given, total_processes
 from peftrun.recipe.launch_rules import strategy_name
 from peftrun.recipe.plan import Plan
@@ -42,7 +43,7 @@ class Job:
     gpus_per_node: int  # 0: a CPU job
     workdir: Path  # relative paths of the recipe (data, output.dir) start here on every node
     python: str  # the interpreter with this peftrun (same path on every node)
-    first_start: tuple[str, ...] = ()  # () | ("--overwrite",) | ("--resume",): the first attempt's mode
+    mode: RunMode = RunMode.FRESH  # the first attempt's; a requeued or relaunched one resumes
     gpu: str | None = None  # the GPU the plan was resolved for (--gpu), by its table name
     partition: str | None = None
     time: str | None = None

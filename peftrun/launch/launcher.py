@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from peftrun.errors import LaunchError
 from peftrun.launch.preflight import read_accelerate_config
 from peftrun.launch.ranks import EXPECTED_WORLD_SIZE, check_worker, is_worker, quiet_this_rank, rank
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.launch_command import describe, given, launch_argv, total_processes
 from peftrun.recipe.launch_rules import uses_launcher
 from peftrun.recipe.plan import Plan
@@ -76,8 +77,8 @@ def expected_world_size(plan: Plan) -> int | None:
 
 # --- the launching process ---------------------------------------------------------------------------
 
-def from_cli(plan: Plan, recipe: str, overrides: Sequence[str], *, overwrite: bool, resume: bool,
-             dry_run: bool, run_dir: RunDirChecks) -> tuple[Plan, int | None]:
+def from_cli(plan: Plan, recipe: str, overrides: Sequence[str], *, mode: RunMode, dry_run: bool,
+             run_dir: RunDirChecks) -> tuple[Plan, int | None]:
     """The runner's hook: (plan for this process, exit code when the run happened under the launcher).
 
     Every launched process runs `peftrun run RECIPE OVERRIDES [--overwrite | --resume]`, this same command.
@@ -98,7 +99,7 @@ def from_cli(plan: Plan, recipe: str, overrides: Sequence[str], *, overwrite: bo
         return plan, None
     if dry_run:
         return plan, None
-    script_args = ["run", recipe, *overrides, *(["--overwrite"] if overwrite else []), *(["--resume"] if resume else [])]
+    script_args = ["run", recipe, *overrides, *mode.flags]
     return plan, run_launcher(plan, script_args, run_dir)  # rank 0 prints the warnings
 
 

@@ -21,6 +21,7 @@ import yaml
 from peftrun import __version__
 from peftrun.errors import LaunchError, Problem, RecipeError
 from peftrun.launch.cluster import DEFAULT_PORT, MAIN_ADDR, MAIN_PORT, Job, RankVariables, fixed_port
+from peftrun.launch.runmode import RunMode
 
 RANKS = RankVariables(node_rank="SKYPILOT_NODE_RANK", processes="SKYPILOT_NUM_GPUS_PER_NODE")
 # peftrun's GPU table (recipe/gpus.py) -> SkyPilot's accelerator names (its `sky.catalog.get_common_gpus()`)
@@ -72,8 +73,8 @@ def run_script(job: Job) -> str:
         f"cat > {shlex.quote(job.recipe_file)} <<'PEFTRUN_RECIPE_END'",
         job.recipe_text.rstrip("\n"),
         "PEFTRUN_RECIPE_END",
-        f"MODE=({' '.join(job.first_start)})",
-        f"if [ -f {shlex.quote(str(resolved))} ]; then MODE=(--resume); fi  # a relaunched task continues",
+        f"MODE=({' '.join(job.mode.flags)})",
+        f"if [ -f {shlex.quote(str(resolved))} ]; then MODE=({RunMode.RESUME.flags[0]}); fi  # a relaunched task continues",
         f'python -m peftrun run {shlex.quote(job.recipe_file)} "${{MODE[@]}}"',
     ]
     return "\n".join(lines) + "\n"

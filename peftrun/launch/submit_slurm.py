@@ -30,6 +30,7 @@ from pathlib import Path
 from peftrun import __version__
 from peftrun.errors import LaunchError
 from peftrun.launch.cluster import MAIN_ADDR, MAIN_PORT, Job, RankVariables, fixed_port
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.launch_command import launch_argv
 
 RANKS = RankVariables(node_rank="SLURM_PROCID")
@@ -89,7 +90,7 @@ def run_block(job: Job) -> list[str]:
     """Rendezvous, the tasks, the stop signal and the requeue."""
     run_dir = Path(job.plan.output_dir)
     recipe_name = "recipe.resolved.yaml"
-    first = " ".join(job.first_start)
+    first = " ".join(job.mode.flags)
     task = ["bash", "-c", f'trap "" {STOP_SIGNAL}; exec "$@"', "peftrun-node", job.python, "-m", "peftrun", "run"]
     port = "" if fixed_port(job.plan) else f"export {MAIN_PORT}=$((20000 + SLURM_JOB_ID % 20000))"
     return [
@@ -99,7 +100,7 @@ def run_block(job: Job) -> list[str]:
         "# first attempt as submitted; a requeued one continues from the run directory's last checkpoint",
         f"MODE=({first})",
         f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ] && [ -f {shlex.quote(str(run_dir / recipe_name))} ]; then',
-        "    MODE=(--resume)",
+        f"    MODE=({RunMode.RESUME.flags[0]})",
         "fi",
         "",
         "stop_requested=0",

@@ -17,6 +17,7 @@ from typing import Any
 
 from peftrun.plan.settings import Settings
 from peftrun.plan.skeleton import Skeleton
+from peftrun.recipe.trainer_types import TRAINERS
 
 FUSED_ATTENTION = "peftrun_fused_attention"
 EAGER_ATTENTION = "peftrun_eager_attention"
@@ -191,7 +192,7 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": settings.reentrant})
         if skeleton.peft is not None:
             model.enable_input_require_grads()
-    if settings.trainer != "reward" and not settings.full_logits:
+    if not TRAINERS[settings.trainer].sequence_classification and not settings.full_logits:
         add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))
     if autocast is not None:  # autocast computes fp32 weights in the half dtype: so does the step (the 16-bit
         for param in model.parameters():  # copies of frozen fp32 weights it keeps are counted apart)
@@ -206,7 +207,7 @@ def _forward(model: Any, settings: Settings) -> Any:
 
     shape = (1, settings.rows * settings.length) if settings.flattened else (settings.rows, settings.length)
     ids = torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
-    if settings.trainer == "reward":
+    if TRAINERS[settings.trainer].sequence_classification:
         return model(input_ids=ids, use_cache=False).logits.sum()
     if settings.full_logits:
         return model(input_ids=ids, labels=ids, use_cache=False).loss

@@ -13,7 +13,7 @@ from peftrun.plan.counts import Counts, count
 from peftrun.plan.memory import (Breakdown, band, decoder_layers, gradient_bytes, kv_cache_bytes, layout,
                                  optimizer_bytes, quantized_weights, weight_bytes)
 from peftrun.plan.sharding import HALF, Rank, States, per_rank
-from peftrun.plan.settings import GRPO_PROMPT_TOKENS, Settings, read_settings
+from peftrun.plan.settings import PROMPT_TOKENS, Settings, read_settings
 from peftrun.plan.skeleton import Skeleton, apply_peft, build_base, model_config
 from peftrun.recipe.hardware import ram_bytes
 from peftrun.recipe.plan import Plan
@@ -79,8 +79,8 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
     if settings.generation_rows:
         dtype_bytes = torch.finfo(getattr(torch, plan.recipe.model.dtype)).bits // 8
         cache = kv_cache_bytes(skeleton.base.config, settings.generation_rows, settings.length, dtype_bytes)
-        notes.append(f"GRPO: {settings.generation_rows} generations per device of up to {settings.length} tokens "
-                     f"(prompt assumed {GRPO_PROMPT_TOKENS}): KV cache {cache / 1e9:.2f} GB")
+        notes.append(f"{settings.trainer.upper()}: {settings.generation_rows} generations per device of up to {settings.length} tokens "
+                     f"(prompt assumed {PROMPT_TOKENS}): KV cache {cache / 1e9:.2f} GB")
         activations = max(activations, cache)
     return activations + dequantized * 2
 

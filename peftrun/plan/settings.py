@@ -11,10 +11,11 @@ from peftrun.recipe.defaults import PADDING_FREE_CHEAPER
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import throughput_rule
 from peftrun.recipe.schema import trl_table
+from peftrun.recipe.trainer_types import TRAINERS
 
 # Batchings that flatten a batch into one row; the plan takes the worst case of what `auto` may settle on
 FLATTENING = ("padding_free", "packed", PADDING_FREE_CHEAPER)
-GRPO_PROMPT_TOKENS = 512  # TRL 1.16 does not cap GRPO prompts; the plan assumes this prompt length
+PROMPT_TOKENS = 512  # TRL 1.16 caps no GRPO / RLOO prompt; the plan assumes this prompt length
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def read_settings(plan: Plan) -> Settings:
         checkpointing = setting(plan, "gradient_checkpointing")
     launch = plan.recipe.launch
     processes = (launch.num_processes if isinstance(launch.num_processes, int) else max(plan.hardware.device_count, 1))
-    if kind == "grpo":
-        length = GRPO_PROMPT_TOKENS + int(setting(plan, "max_completion_length") or 256)
+    if TRAINERS[kind].generates:
+        length = PROMPT_TOKENS + int(setting(plan, "max_completion_length") or 256)
         steps = setting(plan, "steps_per_generation") or setting(plan, "gradient_accumulation_steps") or 1
         generation = int(setting(plan, "generation_batch_size") or batch * processes * int(steps)) // processes
     else:
@@ -76,7 +77,7 @@ def read_settings(plan: Plan) -> Settings:
     full_logits = bool(setting(plan, "label_smoothing_factor"))  # label smoothing needs the full logits (TRL)
     kwargs = setting(plan, "activation_checkpointing_kwargs") or setting(plan, "gradient_checkpointing_kwargs") or {}
     return Settings(
-        trainer=kind, batch=batch, rows=batch * 2 if kind in ("dpo", "reward") else batch, length=length,
+        trainer=kind, batch=batch, rows=batch * 2 if TRAINERS[kind].paired else batch, length=length,
         flattened=throughput_rule(plan.recipe, plan.hardware)[0] in FLATTENING,
         checkpointing=bool(checkpointing), optim=str(setting(plan, "optim") or "adamw_torch_fused"),
         full_logits=full_logits, processes=processes * max(launch.num_machines, plan.hardware.nodes), strategy=_strategy(plan),

@@ -10,6 +10,7 @@ from typing import Any
 from peftrun.errors import ModelLoadError
 from peftrun.hub import is_local, offline
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.trainer_types import TRAINERS
 
 
 @dataclass
@@ -55,7 +56,7 @@ def model_config(plan: Plan) -> Any:
     local_only = not is_local(model.name_or_path) and offline()
     config = copy.deepcopy(_read_config(model.name_or_path, model.gguf_file, model.revision,
                                         model.trust_remote_code, local_only))
-    if plan.trainer_type == "reward":
+    if TRAINERS[plan.trainer_type].sequence_classification:
         config.num_labels = 1
     if config.pad_token_id is None:
         config.pad_token_id = 0  # the sequence classifier finds each row's last token by the pad id
@@ -76,7 +77,8 @@ def build_base(plan: Plan, config: Any | None = None) -> Any:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     config = config if config is not None else model_config(plan)
-    auto = AutoModelForSequenceClassification if plan.trainer_type == "reward" else AutoModelForCausalLM
+    scalar_head = TRAINERS[plan.trainer_type].sequence_classification
+    auto = AutoModelForSequenceClassification if scalar_head else AutoModelForCausalLM
     dtype = getattr(torch, plan.recipe.model.dtype)
     with init_empty_weights():
         model = auto.from_config(config, dtype=dtype, trust_remote_code=plan.recipe.model.trust_remote_code,

@@ -9,6 +9,7 @@ from peftrun.errors import RecipeError
 from peftrun.plan.estimate import Estimate
 from peftrun.plan.settings import setting
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.trainer_types import TRAINERS
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def candidates(estimate: Estimate) -> list[tuple[str, ...]]:
         accumulation = int(setting(plan, "gradient_accumulation_steps") or 1)
         out.append((f"trainer.per_device_train_batch_size={settings.batch // 2}",
                     f"trainer.gradient_accumulation_steps={accumulation * 2}"))
-    if settings.trainer != "grpo" and settings.length > 256:
+    if not TRAINERS[settings.trainer].generates and settings.length > 256:
         out.append((f"trainer.max_length={settings.length // 2}",))
     if plan.hardware.cuda:
         gpus = max(plan.hardware.device_count, 1) * 2

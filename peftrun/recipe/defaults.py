@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from peftrun.recipe.trainer_types import TRAINERS
+
 # --- static defaults (schema field defaults) -------------------------------------------
 SEED: Final = 42
 MODEL_DTYPE: Final = "auto"
@@ -61,11 +63,7 @@ SHIPPED_REWARDS: Final = ("answer_match", "answer_contains", "think_format", "co
 
 # --- learning-rate rule ----------------------------------------------------------------------
 # Full fine-tuning baseline per trainer type, and its source.
-FULL_FT_LEARNING_RATE: Final = {
-    "sft": 2.0e-5, "dpo": 5.0e-7, "grpo": 1.0e-6, "reward": 1.0e-5,  # TRL's PEFT guidance
-    "kto": 1.0e-6, "rloo": 1.0e-6, "distillation": 1.0e-6,  # TRL 1.16 KTOConfig / RLOOConfig / DistillationConfig default
-    "orpo": 1.0e-6, "cpo": 1.0e-6,  # TRL 1.16 trl.experimental ORPOConfig / CPOConfig default
-}
+# The full fine-tuning baseline per trainer type and its source: recipe/trainer_types.py (TRAINERS).
 LORA_LR_MULTIPLIER: Final = 10.0
 PROMPT_TUNING_LEARNING_RATE: Final = 2.0e-2
 
@@ -112,6 +110,15 @@ PEFT_DEFAULTS: Final[dict[str, dict[str, tuple[object, str]]]] = {
                                      "does not reload in PEFT 0.21.2)")},
 }
 
+
+# TRL settings that decide what a run trains: `explain` shows each with TRL's own default when neither the
+# recipe nor a peftrun rule sets it (a user must see the batch size they train with).
+SHOWN_TRL_DEFAULTS: Final = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
+                             "max_steps", "max_length", "max_completion_length", "weight_decay", "lr_scheduler_type",
+                             "warmup_steps", "max_grad_norm", "optim", "activation_checkpointing")
+# transformers 5 falls back to the deprecated alias when the new name is None (training_args.py __post_init__);
+# TRL's configs default the alias (gradient_checkpointing: True) and leave the new name None.
+TRL_DEFAULT_ALIASES: Final = {"activation_checkpointing": "gradient_checkpointing"}
 
 # --- provenance labels for values the user did not write -----------------------------------
 RULES: Final[dict[str, str]] = {
@@ -164,9 +171,9 @@ def method_rate(peft_method: str) -> tuple[str, float, str]:
 
 def learning_rate_rule(trainer_type: str, peft_method: str | None) -> tuple[float, str]:
     """The learning rate for a trainer and PEFT method, with the rule's explanation and source."""
-    base = FULL_FT_LEARNING_RATE[trainer_type]
+    base, origin = TRAINERS[trainer_type].full_ft_learning_rate, TRAINERS[trainer_type].learning_rate_source
     if peft_method is None:
-        return base, f"rule learning-rate: full fine-tuning {trainer_type} baseline {base:g}"
+        return base, f"rule learning-rate: full fine-tuning {trainer_type} baseline {base:g} ({origin})"
     kind, value, source = method_rate(peft_method)
     if peft_method == "prompt_tuning":
         return value, "rule learning-rate: prompt tuning 2e-2 (useful range 1e-2 to 3e-2)"
@@ -185,7 +192,6 @@ def learning_rate_rule(trainer_type: str, peft_method: str | None) -> tuple[floa
 # cu_seq_lens for FlashAttention); packed = TRL's BFD packing, which the recipe asks for (trainer.packing).
 VARLEN_ATTENTION: Final = ("flash_attention_2", "flash_attention_3")
 MASKED_ATTENTION: Final = ("sdpa", "eager")
-PADDING_FREE_TRAINERS: Final = ("sft",)  # TRL 1.16's DPOTrainer turns padding_free off ("temporarily unavailable")
 PADDING_FREE_CHEAPER: Final = "padding_free_if_cheaper"
 
 
@@ -200,9 +206,7 @@ def throughput_rule(trainer_type: str, setting: str, attention: str | None, pack
     if packing:
         return "packed", ("rule throughput-packing: the recipe asks for packing, so TRL packs best-fit-decreasing "
                           "with position ids (padding-free, examples kept apart)")
-    if trainer_type not in PADDING_FREE_TRAINERS:
-        why = ("TRL 1.16's DPOTrainer turns padding_free off after a refactor" if trainer_type == "dpo"
-               else f"TRL's {trainer_type} trainer has no padding-free collator")
+    if (why := TRAINERS[trainer_type].padding_free_blocked) is not None:
         return "padded", f"rule throughput-padded: padded batches ({why})"
     if prompt_learning:
         return "padded", "rule throughput-padded: padded batches (virtual tokens need the attention mask)"

@@ -8,8 +8,10 @@ from pydantic import BaseModel
 
 from peftrun.recipe import launch_command as launch
 from peftrun.recipe.objects import peft_class, peft_kwargs, quantization_kwargs
+from peftrun.recipe.defaults import SHOWN_TRL_DEFAULTS, TRL_DEFAULT_ALIASES
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, REWARD_TRAINERS, trl_table
+from peftrun.recipe.schema import trl_table
+from peftrun.recipe.trainer_types import TRAINERS
 
 Row = tuple[str, Any, str]  # key path, value, source
 
@@ -33,11 +35,25 @@ def _section_rows(prefix: str, section: BaseModel | None, plan: Plan) -> list[Ro
 
 def _trainer_rows(plan: Plan) -> list[Row]:
     rows: list[Row] = [("trainer.type", plan.trainer_type, plan.source("trainer.type"))]
-    if plan.trainer_type in REWARD_TRAINERS:
+    if TRAINERS[plan.trainer_type].rewards:
         rows.append(("trainer.reward_funcs", plan.recipe.trainer.reward_funcs, plan.source("trainer.reward_funcs")))
     rows.append(("trainer.throughput", plan.recipe.trainer.throughput, plan.source("trainer.throughput")))
     rows += [(f"trainer.{k}", v, plan.source(f"trainer.{k}")) for k, v in sorted(plan.training_args.items())]
-    return rows
+    return rows + _trl_default_rows(plan)
+
+
+def _trl_default_rows(plan: Plan) -> list[Row]:
+    """The settings of SHOWN_TRL_DEFAULTS that the run leaves to TRL, with TRL's default."""
+    kind = TRAINERS[plan.trainer_type]
+    fields = {row["name"]: row for row in trl_table()["fields"][kind.name]}
+    source = f"default: TRL {kind.config_class}"
+
+    def default(name: str) -> Any:
+        value, alias = fields[name].get("default"), TRL_DEFAULT_ALIASES.get(name)
+        return fields[alias].get("default") if value is None and alias in fields else value
+
+    return [(f"trainer.{name}", default(name), source)
+            for name in SHOWN_TRL_DEFAULTS if name in fields and name not in plan.training_args]
 
 
 def built_objects(plan: Plan) -> dict[str, dict[str, Any]]:
@@ -48,8 +64,8 @@ def built_objects(plan: Plan) -> dict[str, dict[str, Any]]:
     quant = quantization_kwargs(plan)
     if quant is not None:
         objects["transformers.BitsAndBytesConfig"] = quant
-    module = trl_table()["modules"][plan.trainer_type]
-    objects[f"{module}.{trl_table()['classes'][plan.trainer_type]}"] = dict(plan.training_args)
+    kind = TRAINERS[plan.trainer_type]
+    objects[f"{kind.module}.{kind.config_class}"] = dict(plan.training_args)
     return objects
 
 

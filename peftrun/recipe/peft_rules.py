@@ -12,7 +12,8 @@ from peftrun.recipe.methods import (
     BAD_PRESETS, DATA_PASS_INITS, INIT_NEEDS_FULL_PRECISION, NO_CHECKPOINTING, init_refusal, merge_refusal, refusal,
 )
 from peftrun.recipe.notes import Notes
-from peftrun.recipe.schema import EXPERIMENTAL_TRAINERS, Recipe, method_info, trl_table
+from peftrun.recipe.schema import Recipe, method_info
+from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.recipe.schema.peft import method_defaults, takes_presets
 
 
@@ -45,7 +46,7 @@ def peft_rules(recipe: Recipe, notes: Notes) -> tuple[dict[str, Any], dict[str, 
         bad_preset = BAD_PRESETS.get((method, str(peft.target_modules)))
         if bad_preset:
             notes.refuse("peft.target_modules", bad_preset)
-    if recipe.trainer.type == "reward":
+    if TRAINERS[recipe.trainer.type].sequence_classification:
         notes.fill("peft.modules_to_save", defaults.RULES["peft.modules_to_save"])
     for key, (_, rule) in method_defaults(method).items():
         if not notes.given(f"peft.{key}"):
@@ -111,7 +112,6 @@ def trainer_type_rules(recipe: Recipe, notes: Notes) -> None:
     if trainer.type == "distillation" and not trainer.teacher_model_name_or_path:
         notes.refuse("trainer", "the distillation trainer needs trainer.teacher_model_name_or_path: the teacher "
                      "model, loaded like the student (same quantization, dtype and device rules)")
-    if trainer.type in EXPERIMENTAL_TRAINERS:
-        module = trl_table()["modules"][trainer.type]
+    if TRAINERS[trainer.type].experimental:
         notes.warnings.append(f"{notes.where('trainer.type')}: trainer.type {trainer.type} is experimental: TRL ships "
-                              f"it in {module}, whose API may change in any TRL release")
+                              f"it in {TRAINERS[trainer.type].module}, whose API may change in any TRL release")

@@ -18,7 +18,8 @@ from peftrun.recipe.launch_rules import resolve_launch
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.peft_rules import label, peft_rules, trainer_type_rules
-from peftrun.recipe.schema import REWARD_TRAINERS, STANDARD_COLUMNS, QuantizationSection, Recipe, method_info
+from peftrun.recipe.schema import STANDARD_COLUMNS, QuantizationSection, Recipe, method_info
+from peftrun.recipe.trainer_types import TRAINERS
 
 TRAINER_OWNED = ("type", "reward_funcs", "throughput")  # trainer-section keys that are not TRL config fields
 
@@ -58,7 +59,7 @@ def _quantization(recipe: Recipe, dtype: str, notes: Notes) -> QuantizationSecti
 def _task_type(recipe: Recipe, notes: Notes) -> str | None:
     if recipe.peft is None:
         return None
-    wanted = "SEQ_CLS" if recipe.trainer.type == "reward" else "CAUSAL_LM"
+    wanted = "SEQ_CLS" if TRAINERS[recipe.trainer.type].sequence_classification else "CAUSAL_LM"
     given = recipe.peft.task_type
     if given is not None and given != wanted:
         notes.refuse("peft.task_type", f"the {recipe.trainer.type} trainer needs task_type {wanted}, not {given}")
@@ -82,7 +83,7 @@ def _learning_rate(recipe: Recipe, notes: Notes) -> float:
         notes.fill("trainer.learning_rate", rule)
         return rate
     given = float(recipe.trainer.learning_rate)
-    baseline = defaults.FULL_FT_LEARNING_RATE[kind]
+    baseline = TRAINERS[kind].full_ft_learning_rate
     scale, multiplier, _ = defaults.method_rate(method) if method else ("abs", 1.0, "")
     if scale == "x" and multiplier > 1 and given <= baseline:
         notes.warnings.append(
@@ -123,7 +124,7 @@ def _data_checks(recipe: Recipe, notes: Notes) -> None:
 
 def _grpo_checks(recipe: Recipe, notes: Notes) -> None:
     trainer = recipe.trainer
-    if trainer.type not in REWARD_TRAINERS:
+    if not TRAINERS[trainer.type].rewards:
         return
     for i, name in enumerate(trainer.reward_funcs):
         if ":" not in name and name not in SHIPPED_REWARDS:

@@ -10,6 +10,7 @@ from typing import Any
 from peftrun.hub import is_local
 from peftrun.recipe.objects import peft_class, peft_kwargs
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.trainer_types import TRAINERS
 
 CARD = "README.md"
 ROUND = 4  # decimals of the losses and rates a card shows
@@ -38,7 +39,7 @@ def _hyperparameters(plan: Plan) -> list[str]:
 
 def _how_to_load(plan: Plan) -> list[str]:
     """Loading code with plain PEFT (or transformers for a full fine-tune)."""
-    reward = plan.trainer_type == "reward"
+    reward = TRAINERS[plan.trainer_type].sequence_classification
     head = "SequenceClassification" if reward else "CausalLM"
     extra = ", num_labels=1" if reward else ""
     model = plan.recipe.model
@@ -93,7 +94,7 @@ def _eval_results(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any
     """model-index entries: the eval loss at the end of training, and `peftrun eval`'s figures."""
     from huggingface_hub import EvalResult
 
-    task = "text-classification" if plan.trainer_type == "reward" else "text-generation"
+    task = _task(plan)
     where = evaluation.get("data") if evaluation else None
     dataset = where or (plan.recipe.dataset.eval.path if plan.recipe.dataset.eval and plan.recipe.dataset.eval.path
                         else f"{plan.recipe.name} eval split")
@@ -120,7 +121,7 @@ def front_matter(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any]
     data = ModelCardData(
         base_model=hub_base, base_model_relation=relation,
         library_name="peft" if recipe.peft and not merged else "transformers",
-        pipeline_tag="text-classification" if plan.trainer_type == "reward" else "text-generation",
+        pipeline_tag=_task(plan),
         tags=["peftrun", "trl", plan.trainer_type, method], license=base_license(plan),
         datasets=[p for p in _sources(plan) if not is_local(p)] or None,
         model_name=recipe.name if results else None, eval_results=results or None,
@@ -142,7 +143,7 @@ def _results(summary: dict[str, Any], evaluation: dict[str, Any] | None) -> list
 
 def merged_card(plan: Plan, run_dir: Path, dtype: str) -> str:
     """README.md of a merged model: the base with the run's adapter merged in, loadable with transformers."""
-    head = "SequenceClassification" if plan.trainer_type == "reward" else "CausalLM"
+    head = "SequenceClassification" if TRAINERS[plan.trainer_type].sequence_classification else "CausalLM"
     return "\n".join([
         "---", front_matter(plan, {}, merged=True).rstrip(), "---",
         f"# {plan.recipe.name} (merged)",
@@ -193,3 +194,8 @@ def model_card(plan: Plan, summary: dict[str, Any], evaluation: dict[str, Any] |
         f"Or: `peftrun generate {plan.output_dir} --prompt \"...\"`.",
         "",
     ])
+
+
+def _task(plan: Plan) -> str:
+    """The hub's task of the trained model: a scalar head scores text, a language model generates it."""
+    return "text-classification" if TRAINERS[plan.trainer_type].sequence_classification else "text-generation"

@@ -13,6 +13,7 @@ from peftrun.errors import ModelLoadError
 from peftrun.hub import is_local, offline, offline_message
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.launch_rules import is_sharded
+from peftrun.recipe.trainer_types import TRAINERS
 
 log = logging.getLogger("peftrun")
 
@@ -94,7 +95,7 @@ def load_model(plan: Plan, tokenizer: Any, local_rank: int = 0) -> Any:
     )
     if model_section.attn_implementation:
         kwargs["attn_implementation"] = model_section.attn_implementation
-    if plan.trainer_type == "reward":
+    if TRAINERS[plan.trainer_type].sequence_classification:
         model = _from_pretrained(AutoModelForSequenceClassification, "model", name, num_labels=1, **kwargs)
     else:
         model = _from_pretrained(AutoModelForCausalLM, "model", name, **kwargs)

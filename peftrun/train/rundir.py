@@ -17,6 +17,7 @@ import yaml
 
 from peftrun import __version__
 from peftrun.errors import RunDirError, scrub
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.explain import base_line
 from peftrun.recipe.gitcache import SAFE_CONFIG
 from peftrun.recipe.plan import Plan
@@ -43,21 +44,21 @@ def _occupied(run_dir: Path) -> bool:
     return run_dir.is_dir() and any(p.name not in (RESOLVED_RECIPE, LOCK_FILE, LOG_FILE) for p in run_dir.iterdir())
 
 
-def check(run_dir: Path, recipe_label: str, resolved_text: str, *, overwrite: bool, resume: bool) -> Path | None:
+def check(run_dir: Path, recipe_label: str, resolved_text: str, mode: RunMode) -> Path | None:
     """Before anything loads: may this run use its directory? Returns the checkpoint to resume from.
 
-    A non-empty directory is refused unless --overwrite (start over; only a peftrun run directory is
-    ever deleted) or --resume (continue from its newest complete checkpoint, with the same recipe; from
-    step 0 when the run was stopped before its first one) says what to do.
+    A non-empty directory is refused unless the mode is overwrite (start over; only a peftrun run directory is
+    ever deleted) or resume (continue from its newest complete checkpoint, with the same recipe; from
+    step 0 when the run was stopped before its first one).
     """
-    if resume:
+    if mode is RunMode.RESUME:
         point = resume_point(run_dir) if run_dir.is_dir() else None
         if point is None or (point.checkpoint is None and not (run_dir / RESOLVED_RECIPE).is_file()):
             raise RunDirError(f"{run_dir} has no checkpoint to resume from; run without --resume to start")
         _check_same_recipe(run_dir, resolved_text)
         print(point.describe(), file=sys.stderr)
         return point.checkpoint
-    if _occupied(run_dir) and not overwrite:
+    if _occupied(run_dir) and mode is not RunMode.OVERWRITE:
         raise RunDirError(_occupied_message(run_dir, recipe_label))
     if _occupied(run_dir):
         _check_deletable(run_dir)
@@ -76,11 +77,11 @@ def finished(run_dir: Path, resolved_text: str) -> str | None:
     return f"{run_dir} holds a finished run ({steps} steps, {MANIFEST}): nothing to resume"
 
 
-def claim(run_dir: Path, resolved_text: str, *, overwrite: bool) -> None:
-    """Start the run: clear the directory (--overwrite, checked by `check`), create it, write the recipe.
+def claim(run_dir: Path, resolved_text: str, mode: RunMode) -> None:
+    """Start the run: clear the directory (overwrite, checked by `check`), create it, write the recipe.
     A resumed run drops incomplete checkpoints, and is unfinished (no manifest) until it ends again."""
     (run_dir / MANIFEST).unlink(missing_ok=True)  # first: a kill while this clears must not leave it finished
-    if overwrite and _occupied(run_dir):
+    if mode is RunMode.OVERWRITE and _occupied(run_dir):
         for path in run_dir.iterdir():
             if path.name in (LOCK_FILE, RESOLVED_RECIPE):  # held / replaced below: a clearing cut short still
                 continue                                 # leaves a run directory that --overwrite may delete

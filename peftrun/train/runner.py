@@ -19,11 +19,12 @@ from typing import Any
 from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError, scrub
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.extras import EXTRAS
 from peftrun.recipe.launch_command import describe
 from peftrun.recipe.launch_rules import is_sharded
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import REWARD_TRAINERS
+from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.train import checkpoints, guards, lock, progress, rundir, sharded, throughput
 
 
@@ -121,7 +122,7 @@ def _check_learned(model: Any, start: _Start, state: Any, trainer_type: str) -> 
     norms = [e["grad_norm"] for e in state.log_history if "grad_norm" in e and e.get("step", 0) > start.step]
     if not changed or (norms and all(float(n) == 0.0 for n in norms)):
         causes = "a zero learning rate or labels that are all masked"
-        if trainer_type in REWARD_TRAINERS:
+        if TRAINERS[trainer_type].rewards:
             causes += ", or rewards that never differ within a group of generations (every advantage is then zero)"
         origin = f"those of the checkpoint it resumed from (step {start.step})" if start.step else "their initialization"
         raise TrainingError(
@@ -145,36 +146,35 @@ def _final_losses(log_history: list[dict[str, Any]]) -> dict[str, float | None]:
     }
 
 
-def train(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False,
-          verbose: bool = False) -> Path:
+def train(plan: Plan, model: Any = None, *, mode: RunMode = RunMode.FRESH, verbose: bool = False) -> Path:
     """Run a resolved plan end to end, its run directory locked to this run; returns the run directory."""
     run_dir = Path(plan.output_dir)
     with progress.quiet(verbose), guards.write_failures(plan), lock.holding(run_dir, main=ranks.rank() == 0):
-        done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if resume else None
+        done = rundir.finished(run_dir, rundir.resolved_recipe_text(plan)) if mode is RunMode.RESUME else None
         if done is not None:
             print(done)
             return run_dir
-        return _train_locked(plan, model, overwrite=overwrite, resume=resume)
+        return _train_locked(plan, model, mode)
 
 
-def _train_locked(plan: Plan, model: Any = None, *, overwrite: bool = False, resume: bool = False) -> Path:
+def _train_locked(plan: Plan, model: Any, mode: RunMode) -> Path:
     from peftrun.builders import build_training_args
     from peftrun.train.publish import check_can_push
     from peftrun.train.rewards import resolve_rewards
 
     started, start_clock = rundir.now(), time.perf_counter()
-    rewards = resolve_rewards(plan.recipe) if plan.trainer_type in REWARD_TRAINERS else None
+    rewards = resolve_rewards(plan.recipe) if TRAINERS[plan.trainer_type].rewards else None
     if plan.recipe.output.push_to_hub:
         check_can_push(str(plan.recipe.output.hub_model_id))
     args = build_training_args(plan)
     run_dir, label, text = Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), rundir.resolved_recipe_text(plan)
     main = ranks.rank() == 0
-    resume_from = rundir.check(run_dir, label, text, overwrite=overwrite, resume=resume) if main else None
+    resume_from = rundir.check(run_dir, label, text, mode) if main else None
     data, tokenizer, model, teacher, estimate, checks = _load_inputs(plan, model, args)
     if main:
-        rundir.claim(run_dir, text, overwrite=overwrite)
+        rundir.claim(run_dir, text, mode)
         progress.open_log(run_dir)
-    resume_from = sharded.sync_run_dir(run_dir, resume, resume_from)  # ranks wait for rank 0, resume alike
+    resume_from = sharded.sync_run_dir(run_dir, mode, resume_from)  # ranks wait for rank 0, resume alike
     extras = {"reward_funcs": rewards, "teacher_model": teacher}
     trainer, result, before = _train(plan, args, model, tokenizer, data, extras, resume_from, estimate)
     sharded.save_on_every_rank(plan, trainer, run_dir, before)  # FSDP / ZeRO-3 gather on every rank
@@ -322,16 +322,18 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     }
 
 
-def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwrite: bool = False,
-        resume: bool = False, verbose: bool = False) -> Path:
-    """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built."""
+def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, mode: RunMode | str = RunMode.FRESH,
+        verbose: bool = False) -> Path:
+    """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built; `mode`
+    "fresh" (the default), "resume" or "overwrite" says how the run uses its directory."""
+    mode = RunMode.of(mode)
     plan = plan_for(recipe, overrides)
     if launch.needs_launch(plan):
         raise LaunchError(
             f"the recipe asks for {describe(plan)}, which this one Python process cannot run: use "
             "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
         )
-    return train(plan, model, overwrite=overwrite, resume=resume, verbose=verbose)
+    return train(plan, model, mode=mode, verbose=verbose)
 
 
 def print_dry_run(plan: Plan) -> None:
@@ -357,8 +359,7 @@ class _LaunchRunDir:
     """The run directory checks the launching process makes before the launcher starts (launch.RunDirChecks)."""
 
     plan: Plan
-    overwrite: bool
-    resume: bool
+    mode: RunMode
 
     @property
     def manifest(self) -> Path:
@@ -371,22 +372,20 @@ class _LaunchRunDir:
 
     def check_before_launch(self) -> str | None:
         plan, text = self.plan, rundir.resolved_recipe_text(self.plan)
-        if self.resume and (done := rundir.finished(Path(plan.output_dir), text)) is not None:
+        if self.mode is RunMode.RESUME and (done := rundir.finished(Path(plan.output_dir), text)) is not None:
             return done
-        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text,
-                     overwrite=self.overwrite, resume=self.resume)
+        rundir.check(Path(plan.output_dir), str(plan.recipe.path or "RECIPE"), text, self.mode)
         from peftrun.plan.estimate import check_targets
 
         check_targets(plan)
         return None
 
 
-def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: bool, dry_run: bool,
-                 verbose: bool = False) -> int:
+def run_from_cli(recipe: str, overrides: list[str], *, mode: RunMode, dry_run: bool, verbose: bool = False) -> int:
     plan = plan_for(recipe, overrides)
     # a multi-process recipe re-runs this command under accelerate's launcher
-    plan, launched = launch.from_cli(plan, recipe, overrides, overwrite=overwrite, resume=resume, dry_run=dry_run,
-                                     run_dir=_LaunchRunDir(plan, overwrite, resume))
+    plan, launched = launch.from_cli(plan, recipe, overrides, mode=mode, dry_run=dry_run,
+                                     run_dir=_LaunchRunDir(plan, mode))
     if launched is not None:
         return launched
     for warning in plan.warnings:
@@ -394,5 +393,5 @@ def run_from_cli(recipe: str, overrides: list[str], *, overwrite: bool, resume: 
     if dry_run:
         print_dry_run(plan)
         return 0
-    train(plan, overwrite=overwrite, resume=resume, verbose=verbose)
+    train(plan, mode=mode, verbose=verbose)
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 
 from peftrun.errors import LaunchError
 from peftrun.launch.ranks import distributed
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.launch_rules import is_sharded, strategy_name
 from peftrun.recipe.plan import Plan
 
@@ -18,14 +19,14 @@ ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-def sync_run_dir(run_dir: Path, resume: bool, resume_from: Path | None) -> Path | None:
+def sync_run_dir(run_dir: Path, mode: RunMode, resume_from: Path | None) -> Path | None:
     """Every rank waits until rank 0 has prepared the run directory, then resumes from the same checkpoint."""
     if not distributed():
         return resume_from
     from accelerate import PartialState
 
     PartialState().wait_for_everyone()
-    if resume and resume_from is None:
+    if mode is RunMode.RESUME and resume_from is None:
         from peftrun.train.checkpoints import resume_point
 
         return resume_point(run_dir).checkpoint  # rank 0 removed the incomplete ones

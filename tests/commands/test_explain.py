@@ -105,3 +105,14 @@ def test_reward_functions_are_shown_for_every_trainer_that_reads_them(write, tra
                     f"trainer: {{type: {trainer}, reward_funcs: [answer_match]}}\ndataset: {{path: org/data}}\n")
     assert main(["explain", "r.yaml"]) == 0
     assert row(capsys.readouterr().out, "trainer.reward_funcs") == ("['answer_match']", "r.yaml:3:23")
+
+
+def test_settings_left_to_trl_are_shown_with_trl_defaults(recipe, capsys: pytest.CaptureFixture[str]) -> None:
+    """What a run trains with is visible even when TRL decides it: batch size, accumulation, weight decay."""
+    assert main(["explain", "child.yaml", "trainer.gradient_accumulation_steps=4"]) == 0
+    table = capsys.readouterr().out
+    assert row(table, "trainer.per_device_train_batch_size") == ("8", "default: TRL SFTConfig")
+    assert row(table, "trainer.weight_decay") == ("0.0", "default: TRL SFTConfig")
+    assert row(table, "trainer.gradient_accumulation_steps") == ("4", "command line: trainer.gradient_accumulation_steps=4")
+    assert row(table, "trainer.activation_checkpointing") == ("True", "default: TRL SFTConfig")  # its alias's default
+    assert table.count("trainer.gradient_accumulation_steps ") == 1

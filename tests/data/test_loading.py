@@ -108,10 +108,10 @@ def test_tokenized_data_is_cached_between_runs(in_tmp: Path, tiny_model_dir: Pat
     data = recipe(tiny_model_dir, path, {"type": "sft", "max_steps": 1}, LORA)
     peftrun.run(data, verbose=True)  # verbose: datasets' progress bars name each preparation step
     assert "Tokenizing train dataset" in capfd.readouterr().err
-    peftrun.run(data, overwrite=True, verbose=True)
+    peftrun.run(data, mode="overwrite", verbose=True)
     assert "Tokenizing train dataset" not in capfd.readouterr().err, "the same recipe must not tokenize again"
     data["trainer"]["max_length"] = 64
-    peftrun.run(data, overwrite=True, verbose=True)
+    peftrun.run(data, mode="overwrite", verbose=True)
     assert "Truncating train dataset" in capfd.readouterr().err, "a length change must prepare the data again"
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from peftrun import load_recipe, resolve
 from peftrun.errors import RecipeError
-from peftrun.interop.export_trl import TRAINER_COMMANDS, export_trl
+from peftrun.interop.export_trl import export_trl
+from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.interop.importer import import_config
 from peftrun.recipe.objects import quantization_kwargs
 
@@ -22,7 +23,7 @@ SHIPPED = sorted(str(p.relative_to(ROOT / "recipes").with_suffix("")) for p in (
 def test_a_recipe_comes_back_from_trl_unchanged(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     plan = resolve(load_recipe(f"recipes/{name}.yaml"))
-    if plan.peft_method not in (None, "lora") or plan.trainer_type not in TRAINER_COMMANDS:
+    if plan.peft_method not in (None, "lora") or not TRAINERS[plan.trainer_type].trl_command:
         with pytest.raises(RecipeError, match="cannot be exported"):  # TRL's CLI builds LoRA only
             export_trl(plan)
         return

@@ -59,10 +59,10 @@ LEARNING_RATES = {
     ("dpo", "lora"): (5e-6, "rule learning-rate: LoRA = 10 x the full fine-tuning dpo rate 5e-07"),
     ("grpo", "lora"): (1e-5, "rule learning-rate: LoRA = 10 x the full fine-tuning grpo rate 1e-06"),
     ("reward", "lora"): (1e-4, "rule learning-rate: LoRA = 10 x the full fine-tuning reward rate 1e-05"),
-    ("sft", "full"): (2e-5, "rule learning-rate: full fine-tuning sft baseline 2e-05"),
-    ("dpo", "full"): (5e-7, "rule learning-rate: full fine-tuning dpo baseline 5e-07"),
-    ("grpo", "full"): (1e-6, "rule learning-rate: full fine-tuning grpo baseline 1e-06"),
-    ("reward", "full"): (1e-5, "rule learning-rate: full fine-tuning reward baseline 1e-05"),
+    ("sft", "full"): (2e-5, "rule learning-rate: full fine-tuning sft baseline 2e-05 (TRL's PEFT guidance)"),
+    ("dpo", "full"): (5e-7, "rule learning-rate: full fine-tuning dpo baseline 5e-07 (TRL's PEFT guidance)"),
+    ("grpo", "full"): (1e-6, "rule learning-rate: full fine-tuning grpo baseline 1e-06 (TRL's PEFT guidance)"),
+    ("reward", "full"): (1e-5, "rule learning-rate: full fine-tuning reward baseline 1e-05 (TRL's PEFT guidance)"),
     **{
         (kind, "prompt_tuning"): (2e-2, "rule learning-rate: prompt tuning 2e-2 (useful range 1e-2 to 3e-2)")
         for kind in TRAINER

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from peftrun.errors import RunDirError
+from peftrun.launch.runmode import RunMode
 from peftrun.train.lock import RunDirLock, holding
 from tests.train.test_runner import LORA, recipe
 
@@ -151,7 +152,7 @@ def test_the_launching_process_takes_the_lock_before_it_launches(in_tmp: Path, w
         assert main(["run", str(path), *two]) == 5
     assert f"runs/t is being written by process {os.getpid()} on" in capsys.readouterr().err
     run_dir = in_tmp / "runs/t"  # a finished run: --resume says so and launches nothing
-    rundir.claim(run_dir, rundir.resolved_recipe_text(plan_for(load_recipe(path, two))), overwrite=False)
+    rundir.claim(run_dir, rundir.resolved_recipe_text(plan_for(load_recipe(path, two))), RunMode.FRESH)
     (run_dir / "manifest.json").write_text('{"training": {"steps": 3}}')
     assert main(["run", str(path), *two, "--resume"]) == 0
     captured = capsys.readouterr()

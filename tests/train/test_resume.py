@@ -41,7 +41,7 @@ def model_with_hook(model_dir: Path, calls: list[int], fail_at: int = 0, action:
 def resume_counting_steps(data: dict, model_dir: Path) -> tuple[Path, int]:
     """Resume the run; returns the run directory and the training steps the resumed run took."""
     calls: list[int] = []
-    run_dir = peftrun.run(data, model=model_with_hook(model_dir, calls), resume=True)
+    run_dir = peftrun.run(data, model=model_with_hook(model_dir, calls), mode="resume")
     return run_dir, len(calls)  # one forward pass per step: batch 4, no accumulation, no eval
 
 
@@ -96,7 +96,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(reference: dict, in_tmp: Path, t
 
 def test_resume_without_checkpoint_is_refused(in_tmp: Path, tiny_model_dir: Path, data_dir: Path) -> None:
     with pytest.raises(RunDirError, match="runs/t has no checkpoint to resume from; run without --resume"):
-        peftrun.run(recipe(tiny_model_dir, data_dir / "sft.jsonl", RESUMABLE, LORA), resume=True)
+        peftrun.run(recipe(tiny_model_dir, data_dir / "sft.jsonl", RESUMABLE, LORA), mode="resume")
 
 
 # Full learning rate for steps 1-3, a one-step decay (step 4), then 0: every step after checkpoint-4 leaves
@@ -114,5 +114,5 @@ def test_a_resumed_run_that_changes_nothing_is_a_failure(in_tmp: Path, tiny_mode
         peftrun.run(data, model=model_with_hook(tiny_model_dir, [], 5, crash))
     with pytest.raises(TrainingError, match=r"the trainable parameters never changed, so the saved weights would "
                        r"equal those of the checkpoint it resumed from \(step 4\)"):
-        peftrun.run(data, resume=True)
+        peftrun.run(data, mode="resume")
 

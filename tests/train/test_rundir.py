@@ -9,6 +9,7 @@ import pytest
 
 from peftrun.train import rundir
 from peftrun.errors import RunDirError
+from peftrun.launch.runmode import RunMode
 from peftrun.recipe.hardware import CPU
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
@@ -63,7 +64,7 @@ def test_an_occupied_directory_is_refused_and_kept(write, tmp_path: Path) -> Non
     (run / "notes.txt").write_text("mine")
     with pytest.raises(RunDirError, match=r"holds an unfinished run \(last checkpoint: checkpoint-2\): resume it with "
                                           r"`peftrun r.yaml --resume`, or start over with --overwrite"):
-        rundir.check(run, "r.yaml", plan_text(write), overwrite=False, resume=False)
+        rundir.check(run, "r.yaml", plan_text(write), RunMode.FRESH)
     assert (run / "notes.txt").read_text() == "mine"
 
 
@@ -73,32 +74,32 @@ def test_overwrite_deletes_only_run_directories(write, tmp_path: Path) -> None:
     other.mkdir()
     (other / "cat.jpg").write_text("x")
     with pytest.raises(RunDirError, match=r"photos is not a peftrun run directory .* --overwrite deletes only runs"):
-        rundir.check(other, "r.yaml", text, overwrite=True, resume=False)
+        rundir.check(other, "r.yaml", text, RunMode.OVERWRITE)
     with pytest.raises(RunDirError, match=r"--overwrite would delete \., which holds the working directory"):
-        rundir.check(Path("."), "r.yaml", text, overwrite=True, resume=False)
+        rundir.check(Path("."), "r.yaml", text, RunMode.OVERWRITE)
     assert (other / "cat.jpg").exists()
     run = tmp_path / "runs/r"
     (run / "checkpoint-2").mkdir(parents=True)
-    assert rundir.check(run, "r.yaml", text, overwrite=True, resume=False) is None
-    rundir.claim(run, text, overwrite=True)
+    assert rundir.check(run, "r.yaml", text, RunMode.OVERWRITE) is None
+    rundir.claim(run, text, RunMode.OVERWRITE)
     assert sorted(p.name for p in run.iterdir()) == ["recipe.resolved.yaml"]
 
 
 def test_a_failed_start_does_not_block_the_next_run(write, tmp_path: Path) -> None:
     run = tmp_path / "runs/r"
-    rundir.claim(run, plan_text(write), overwrite=False)  # then the run failed before training
-    assert rundir.check(run, "r.yaml", plan_text(write), overwrite=False, resume=False) is None
+    rundir.claim(run, plan_text(write), RunMode.FRESH)  # then the run failed before training
+    assert rundir.check(run, "r.yaml", plan_text(write), RunMode.FRESH) is None
 
 
 def test_resume_needs_the_same_recipe_but_may_go_on_longer(write, tmp_path: Path) -> None:
     run = tmp_path / "runs/r"
-    rundir.claim(run, plan_text(write), overwrite=False)
+    rundir.claim(run, plan_text(write), RunMode.FRESH)
     checkpoint(run, 4)
     longer = plan_text(write).replace("type: sft\n", "type: sft\n  max_steps: 100\n")
-    assert rundir.check(run, "r.yaml", longer, overwrite=False, resume=True) == run / "checkpoint-4"
+    assert rundir.check(run, "r.yaml", longer, RunMode.RESUME) == run / "checkpoint-4"
     other = plan_text(write, "seed: 7\n")
     with pytest.raises(RunDirError, match=r"--resume with a different recipe .* \(seed: 42 -> 7\)"):
-        rundir.check(run, "r.yaml", other, overwrite=False, resume=True)
+        rundir.check(run, "r.yaml", other, RunMode.RESUME)
 
 
 def test_the_resolved_recipe_records_each_base_and_still_loads(write) -> None:
@@ -115,3 +116,14 @@ def test_the_resolved_recipe_records_each_base_and_still_loads(write) -> None:
     resolved = write("recipe.resolved.yaml", text)
     again = resolve(load_recipe(resolved), CPU)
     assert (again.recipe.peft, again.recipe.model) == (plan.recipe.peft, plan.recipe.model)
+
+
+def test_claiming_to_resume_keeps_the_checkpoint_it_resumes_from(write, tmp_path: Path) -> None:
+    """One mode, not two booleans: a resume can never also clear the directory it continues."""
+    run = tmp_path / "runs/r"
+    rundir.claim(run, plan_text(write), RunMode.FRESH)
+    checkpoint(run, 4)
+    text = plan_text(write)
+    assert rundir.check(run, "r.yaml", text, RunMode.RESUME) == run / "checkpoint-4"
+    rundir.claim(run, text, RunMode.RESUME)
+    assert (run / "checkpoint-4").is_dir()

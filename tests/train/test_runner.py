@@ -103,7 +103,7 @@ def test_second_run_is_refused_and_first_is_intact(in_tmp: Path, tiny_model_dir:
     with pytest.raises(RunDirError, match=r"runs/t already holds a finished run: start over with --overwrite"):
         peftrun.run(data)
     assert (run_dir / "adapter_model.safetensors").read_bytes() == weights
-    peftrun.run(data, overwrite=True)
+    peftrun.run(data, mode="overwrite")
     assert (run_dir / "manifest.json").is_file()
 
 

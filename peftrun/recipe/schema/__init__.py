@@ -7,13 +7,11 @@ from peftrun.recipe.schema.output import OutputSection
 from peftrun.recipe.schema.peft import PEFT_METHODS, TARGET_PRESETS, LoraSection, PromptTuningSection, method_info
 from peftrun.recipe.schema.quantization import QuantizationSection
 from peftrun.recipe.schema.recipe import Recipe
-from peftrun.recipe.schema.trainer import EXPERIMENTAL_TRAINERS, OWNED_ELSEWHERE, REWARD_TRAINERS, TRAINER_TYPES, trl_table
+from peftrun.recipe.schema.trainer import OWNED_ELSEWHERE, TRAINER_TYPES, trl_table
 
 __all__ = [
-    "EXPERIMENTAL_TRAINERS",
     "OWNED_ELSEWHERE",
     "PEFT_METHODS",
-    "REWARD_TRAINERS",
     "STANDARD_COLUMNS",
     "TARGET_PRESETS",
     "TRAINER_TYPES",

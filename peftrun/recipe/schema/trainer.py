@@ -12,14 +12,12 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, Field, ValidationError, create_model, model_validator
 
 from peftrun.recipe.migrations import retired
+from peftrun.recipe.trainer_types import TRAINERS, TRAINER_TYPES
 from peftrun.recipe.schema.base import Section
 from peftrun.recipe.schema.bounds import conditional_errors, field_check
 from peftrun.recipe.schema.fields import field, load_table
 
 TABLE_NAME = "trl_fields.json"
-TRAINER_TYPES = ("sft", "dpo", "grpo", "reward", "kto", "rloo", "distillation", "orpo", "cpo")
-# Trainers TRL ships under trl.experimental: explain and the docs mark them.
-EXPERIMENTAL_TRAINERS = ("orpo", "cpo")
 
 # TRL fields that a recipe sets elsewhere: trainer.<key> is refused with this pointer.
 OWNED_ELSEWHERE: dict[str, str] = {
@@ -37,8 +35,6 @@ OWNED_ELSEWHERE: dict[str, str] = {
     "local_rank": "set by the launcher (`launch` section)",
     "teacher_model_init_kwargs": "the teacher loads with the student's `model` and `quantization` settings",
 }
-# Trainer types that score generations with reward functions (`reward_funcs`).
-REWARD_TRAINERS = ("grpo", "rloo")
 MODEL_NAMES = {"reward": "RewardTrainer", "distillation": "DistillationTrainer"}
 
 # TRL fields whose names the migration registry retires (deprecated aliases such as gradient_checkpointing).
@@ -81,7 +77,7 @@ def _trainer_model(kind: str) -> type[Section]:
                                   "rule, docs/throughput.md); off = TRL's plain defaults (every batch padded to its "
                                   "longest example)."),
     )
-    if kind in REWARD_TRAINERS:
+    if TRAINERS[kind].rewards:
         fields["reward_funcs"] = (
             list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")]],
             Field(
@@ -91,7 +87,7 @@ def _trainer_model(kind: str) -> type[Section]:
         )
     name = MODEL_NAMES.get(kind, f"{kind.upper()}Trainer")
     doc = f"Fields of TRL's {trl_table()['classes'][kind]} (TRL {trl_table()['trl_version']})."
-    if kind in EXPERIMENTAL_TRAINERS:
+    if TRAINERS[kind].experimental:
         doc += " Experimental: TRL ships it in trl.experimental."
     bounded = {key: _bounded(key, spec) for key, spec in fields.items()}
     return create_model(name, __base__=TrainerBase, __doc__=doc, **bounded)  # type: ignore[call-overload]

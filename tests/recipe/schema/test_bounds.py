@@ -9,11 +9,11 @@ import pytest
 from peftrun.errors import RecipeError
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.schema import TRAINER_TYPES, Recipe, trl_table
-from peftrun.recipe.schema.trainer import REWARD_TRAINERS
+from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.recipe.schema.bounds import BOUNDS
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
-TRAINERS = {kind: kind for kind in TRAINER_TYPES} | {kind: f"{kind}, reward_funcs: [think_format]" for kind in REWARD_TRAINERS}
+TRAINERS = {kind: kind for kind in TRAINER_TYPES} | {kind: f"{kind}, reward_funcs: [think_format]" for kind in TRAINER_TYPES if TRAINERS[kind].rewards}
 BOUNDED = [(kind, name) for kind in TRAINER_TYPES for name in BOUNDS
            if name in {row["name"] for row in trl_table()["fields"][kind]}]
 

@@ -9,12 +9,13 @@ from pydantic import ValidationError
 
 from peftrun.recipe import defaults
 from peftrun.recipe.schema import (
-    OWNED_ELSEWHERE, PEFT_METHODS, REWARD_TRAINERS, TRAINER_TYPES, LoraSection, QuantizationSection, Recipe, method_info,
+    OWNED_ELSEWHERE, PEFT_METHODS, TRAINER_TYPES, LoraSection, QuantizationSection, Recipe, method_info,
     trl_table,
 )
 from peftrun.recipe.schema.peft import OWN_FIELDS, peft_table
 from peftrun.recipe.resolver import TRAINER_OWNED
 from peftrun.recipe.schema.trainer import RETIRED
+from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.recipe.schema.jsonschema import default_schema_path, recipe_json_schema
 
 MINIMAL = {"name": "x", "model": {"name_or_path": "m"}, "trainer": {"type": "sft"}, "dataset": {"path": "d"}}
@@ -43,13 +44,13 @@ def test_sections_are_frozen() -> None:
 
 @pytest.mark.parametrize("kind", TRAINER_TYPES)
 def test_trainer_sections_hold_exactly_trls_fields(kind: str) -> None:
-    extra = {"reward_funcs": ["a:b"]} if kind in REWARD_TRAINERS else {}
+    extra = {"reward_funcs": ["a:b"]} if TRAINERS[kind].rewards else {}
     model = type(Recipe.model_validate({**MINIMAL, "trainer": {"type": kind, **extra}}).trainer)
     trl_names = {row["name"] for row in trl_table()["fields"][kind]}
     ours = set(model.model_fields) - set(TRAINER_OWNED)  # peftrun's own trainer keys
     assert ours == trl_names - set(OWNED_ELSEWHERE) - RETIRED  # retired: renamed in the migration registry
     assert "learning_rate" in ours and "output_dir" not in ours
-    assert ("reward_funcs" in model.model_fields) == (kind in REWARD_TRAINERS)
+    assert ("reward_funcs" in model.model_fields) == TRAINERS[kind].rewards
 
 
 def test_trainer_defaults_are_trls_own() -> None:
