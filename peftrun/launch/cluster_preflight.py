@@ -75,10 +75,11 @@ def memory_problems(plan: Plan) -> list[Problem]:
 def check_job(plan: Plan, nodes: int, *, storage: bool = True, allow_local: bool = False,
               mounts: list[Mount] | None = None) -> None:
     """Refuse the job (RecipeError, exit 2) with every problem found, before anything is submitted. `storage`:
-    the job's nodes mount this machine's filesystems (a Slurm cluster's login node; not a cloud's new machines)."""
+    the job's nodes mount this machine's filesystems and run this Python (a Slurm cluster's login node), so what
+    it lacks they lack; a cloud's new machines install their own (SkyPilot's setup)."""
     problems: list[Problem] = []
     try:
-        preflight(plan)
+        preflight(plan, installed=storage)
     except RecipeError as exc:
         problems += exc.problems
     if storage:

@@ -64,8 +64,6 @@ def _config_problems(plan: Plan) -> list[tuple[str, str]]:
 
 def machine_problems(plan: Plan) -> list[tuple[str, str]]:
     """(key path, message) for each launch setting this machine cannot run."""
-    from importlib.util import find_spec
-
     launch, hw = plan.recipe.launch, plan.hardware
     problems: list[tuple[str, str]] = []
     if launch.strategy in ("fsdp", "deepspeed") and not hw.cuda:
@@ -76,8 +74,6 @@ def machine_problems(plan: Plan) -> list[tuple[str, str]]:
         problems.append(("launch.num_processes", f"{launch.num_processes} processes per machine but this machine "
                          f"has {hw.device_count} visible GPU{'s' if hw.device_count != 1 else ''} ({hw.name}): one "
                          f"process per GPU, so at most {hw.device_count} (or auto)"))
-    if launch.strategy == "deepspeed" and find_spec("deepspeed") is None:
-        problems.append(("launch.strategy", "DeepSpeed is not installed in this environment: `pip install deepspeed`"))
     if launch.accelerate_config is not None:
         problems += _config_problems(plan)
     return problems
@@ -130,9 +126,22 @@ def peft_problems(plan: Plan) -> list[tuple[str, str]]:
     return problems
 
 
-def preflight(plan: Plan) -> None:
-    """Refuse what this machine cannot run (RecipeError, exit status 2), every problem at once."""
-    problems = missing_extras(plan.recipe) + precision_problems(plan) + peft_problems(plan) + machine_problems(plan)
+def installed_problems(plan: Plan) -> list[tuple[str, str]]:
+    """(key path, message) for each package the recipe needs that this Python environment lacks."""
+    from importlib.util import find_spec
+
+    problems = missing_extras(plan.recipe)
+    if plan.recipe.launch.strategy == "deepspeed" and find_spec("deepspeed") is None:
+        problems.append(("launch.strategy", "DeepSpeed is not installed in this environment: `pip install deepspeed`"))
+    return problems
+
+
+def preflight(plan: Plan, *, installed: bool = True) -> None:
+    """Refuse what this machine cannot run (RecipeError, exit status 2), every problem at once. `installed`:
+    also what this Python environment lacks (not for a job whose nodes install their own)."""
+    problems = precision_problems(plan) + peft_problems(plan) + machine_problems(plan)
+    if installed:
+        problems = installed_problems(plan) + problems
     if problems:
         raise RecipeError([Problem(plan.recipe.where(path), path, msg) for path, msg in problems],
                           source=str(plan.recipe.path or ""))

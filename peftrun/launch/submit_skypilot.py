@@ -22,6 +22,7 @@ from peftrun import __version__
 from peftrun.errors import LaunchError, Problem, RecipeError
 from peftrun.launch.cluster import DEFAULT_PORT, MAIN_ADDR, MAIN_PORT, Job, RankVariables, fixed_port
 from peftrun.launch.runmode import RunMode
+from peftrun.recipe.extras import needed_extras
 
 RANKS = RankVariables(node_rank="SKYPILOT_NODE_RANK", processes="SKYPILOT_NUM_GPUS_PER_NODE")
 # peftrun's GPU table (recipe/gpus.py) -> SkyPilot's accelerator names (its `sky.catalog.get_common_gpus()`)
@@ -55,12 +56,14 @@ def accelerator(job: Job) -> str | None:
 
 def setup_script(job: Job) -> str:
     """Install the versions this machine's run would record in its manifest (without a local build tag such as
-    torch's +cpu: the nodes take their own build of that version)."""
+    torch's +cpu: the nodes take their own build of that version), with the extras the recipe needs and
+    DeepSpeed for its strategy: the nodes' environment is this one, not what this machine has installed."""
     pins = [f"{name}=={version.split('+')[0]}" for name, version in job.versions.items() if version and name != "peftrun"]
-    return "\n".join([
-        "set -e",
-        f"pip install {shlex.quote(f'peftrun=={__version__}')} {' '.join(shlex.quote(p) for p in pins)}",
-    ]) + "\n"
+    extras = sorted({name for _, name in needed_extras(job.plan.recipe)})
+    package = f"peftrun[{','.join(extras)}]=={__version__}" if extras else f"peftrun=={__version__}"
+    if job.plan.recipe.launch.strategy == "deepspeed":
+        pins.append("deepspeed")
+    return "\n".join(["set -e", f"pip install {' '.join(shlex.quote(p) for p in (package, *pins))}"]) + "\n"
 
 
 def run_script(job: Job) -> str:

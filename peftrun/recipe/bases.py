@@ -50,7 +50,7 @@ class Context:
 
     allow_moving: bool = False
     top: str | None = None  # how sources name the user's own top recipe file
-    own_extends: bool = False  # a sweep file: the local recipe it extends is the user's own too (the one swept)
+    own_files: frozenset[Path] = frozenset()  # other files the user says are their own (a sweep's swept recipe)
     own: set[str] = field(default_factory=set)  # how sources name those files
     roots: list[Root] = field(default_factory=list)
     records: list[dict[str, str]] = field(default_factory=list)

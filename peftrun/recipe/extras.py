@@ -40,11 +40,16 @@ EXTRAS: Final[dict[str, Extra]] = {e.name: e for e in (
 )}
 
 
-def missing_extras(recipe: object) -> list[tuple[str, str]]:
-    """(key path, message) for each optional extra this recipe needs and this environment lacks."""
+def needed_extras(recipe: object) -> list[tuple[str, str]]:
+    """(key path, extra name) for each optional extra this recipe needs."""
     needs: list[tuple[str, str]] = []
     if getattr(recipe, "quantization", None) is not None:
         needs.append(("quantization", "quant"))
     if getattr(getattr(recipe, "model", None), "gguf_file", None):
         needs.append(("model.gguf_file", "gguf"))
-    return [(path, EXTRAS[name].reason()) for path, name in needs if EXTRAS[name].missing()]
+    return needs
+
+
+def missing_extras(recipe: object) -> list[tuple[str, str]]:
+    """(key path, message) for each optional extra this recipe needs and this environment lacks."""
+    return [(path, EXTRAS[name].reason()) for path, name in needed_extras(recipe) if EXTRAS[name].missing()]

@@ -226,7 +226,7 @@ def _merge_bases(
             raise RecipeError(Problem(at, "extends", f"base recipe not found: {base} (looked for {base_path})"))
         ctx.verify(base_path, at)
         base_data, base_src = _load_file(base_path, (*chain, base_path), ctx)
-        if ctx.own_extends and len(chain) == 1 and ctx.root_of(base_path) is None:  # the recipe a sweep sweeps
+        if base_path.resolve() in ctx.own_files:
             ctx.own.add(ctx.label(base_path) or _display(ctx.file_to_read(base_path)))
         ctx.record(base_path, _display(base_path))
         merged, merged_src = deep_merge(merged, merged_src, base_data, base_src)

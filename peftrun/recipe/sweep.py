@@ -83,7 +83,7 @@ def load_sweep(path: str | Path, overrides: Iterable[str] = (), hardware: Hardwa
                           source=label)
     section, problems = _section(data[SECTION], sources)
     hardware = hardware or probe_light()
-    with _stand_in(path, sources, label) as ctx:
+    with _stand_in(path, data, sources, label) as ctx:
         try:
             recipe = load_recipe(path, overrides, bases=ctx())
             plan = checked_plan(recipe, hardware)
@@ -153,7 +153,7 @@ def _field_names() -> list[str]:
 
 
 @contextmanager
-def _stand_in(path: Path, sources: Sources, label: str) -> Iterator[Any]:
+def _stand_in(path: Path, data: Mapping[str, Any], sources: Sources, label: str) -> Iterator[Any]:
     """A Context factory whose loads read `path` with its `sweep:` lines blanked (the others keep their
     line numbers, so errors point into the sweep file)."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -162,7 +162,7 @@ def _stand_in(path: Path, sources: Sources, label: str) -> Iterator[Any]:
     with tempfile.TemporaryDirectory(prefix="peftrun-sweep-") as tmp:
         copy = Path(tmp) / path.name
         copy.write_text("".join(blanked), encoding="utf-8")
-        yield lambda: Context(stand_ins={path.resolve(): (copy, label)}, own_extends=True)
+        yield lambda: Context(stand_ins={path.resolve(): (copy, label)}, own_files=swept_files(path, data))
 
 
 def _line(where: str) -> int:
@@ -220,6 +220,15 @@ def _entries(bases: Any) -> list[str]:
     return [] if bases is None else [bases] if isinstance(bases, str) else list(bases)
 
 
+def _local(entry: str) -> bool:
+    return not entry.startswith((PACKAGE_PREFIX, GIT_PREFIX))
+
+
+def swept_files(path: Path, data: Mapping[str, Any]) -> frozenset[Path]:
+    """The local recipes a sweep file extends: the user's own, as the sweep file is (their values may run code)."""
+    return frozenset((path.parent / entry).resolve() for entry in _entries(data.get("extends")) if _local(entry))
+
+
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """`over` deep-merged onto `base` (mappings merge, anything else is replaced), as `extends` merges."""
     out = dict(base)
@@ -236,12 +245,12 @@ def trial_recipe_text(path: Path, data: Mapping[str, Any]) -> str:
     inlined: dict[str, Any] = {}
     kept: list[str] = []
     for entry in _entries(recipe.pop("extends", None)):
-        if entry.startswith((PACKAGE_PREFIX, GIT_PREFIX)):
+        if not _local(entry):
             kept.append(entry)
             continue
         swept = (path.parent / entry).resolve()
         swept_data, _ = read_yaml(swept)
-        kept += [b if b.startswith((PACKAGE_PREFIX, GIT_PREFIX)) else str((swept.parent / b).resolve())
+        kept += [str((swept.parent / b).resolve()) if _local(b) else b
                  for b in _entries(swept_data.pop("extends", None))]
         inlined = _merged(inlined, swept_data)
     recipe = {**({"extends": kept} if kept else {}), **_merged(inlined, recipe)}
