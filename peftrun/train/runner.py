@@ -47,7 +47,8 @@ def plan_for(recipe: Any, overrides: Iterable[str] = ()) -> Plan:
 
 class _StopOnSignal:
     """SIGINT / SIGTERM / SIGUSR1 (a Slurm job before its time limit) ask the trainer to save a checkpoint and
-    stop after the current step."""
+    stop after the current step; every rank of a multi-process run stops at the same step when any rank was
+    signalled (a rank that stopped alone would leave the others waiting in a collective)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -76,7 +77,8 @@ class _StopOnSignal:
 
         class StopCallback(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-                if stop.requested:
+                if sharded.on_any_rank(stop.requested, args.device):
+                    stop.requested = True
                     control.should_save = True
                     control.should_training_stop = True
                 return control

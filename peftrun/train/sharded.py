@@ -33,6 +33,18 @@ def sync_run_dir(run_dir: Path, mode: RunMode, resume_from: Path | None) -> Path
     return resume_from
 
 
+def on_any_rank(flag: bool, device: Any) -> bool:
+    """True on every rank when it is true on one (one all-reduce; the flag itself in a single process)."""
+    if not distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def saves_on_every_rank() -> bool:
     """With several processes the final save is a step every rank takes (FSDP / ZeRO-3 gather the weights)."""
     return distributed()

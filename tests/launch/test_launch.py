@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +429,49 @@ def test_two_processes_train_one_qlora_adapter(in_tmp: Path, tiny_model_dir: Pat
         before = base(ids).logits
         after = PeftModel.from_pretrained(base, str(run_dir))(ids).logits
     assert not before.allclose(after)
+
+
+def _rank_pid(mark: str, rank: int) -> int:
+    """The pid of the launched process of `rank` among those started with PEFTRUN_TEST_MARK=`mark`."""
+    wanted = {f"PEFTRUN_TEST_MARK={mark}".encode(), f"RANK={rank}".encode()}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            env = set((proc / "environ").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if wanted <= env:
+            return int(proc.name)
+    raise AssertionError(f"no process of rank {rank}")
+
+
+def test_a_stop_signal_on_one_rank_stops_every_rank_at_the_same_step(in_tmp: Path, tiny_model_dir: Path,
+                                                                     data_dir: Path, write_recipe) -> None:
+    """A scheduler may signal one task before the others: the run still stops as one, at one step, with one
+    complete checkpoint (a rank stopping alone left the other waiting in its next all-reduce)."""
+    path = write_recipe({
+        "name": "t", "model": {"name_or_path": str(tiny_model_dir)}, "peft": {"method": "lora", "r": 4},
+        "trainer": {"type": "sft", "max_steps": 100000, "per_device_train_batch_size": 2, "logging_steps": 1,
+                    "report_to": "none", "activation_checkpointing": False},
+        "dataset": {"path": str(data_dir / "sft.jsonl")}, "output": {"dir": "runs/t"},
+    })
+    mark = f"{os.getpid()}-{in_tmp.name}"
+    env = {**{k: v for k, v in os.environ.items() if k not in WORKER_ENV}, "PEFTRUN_TEST_MARK": mark}
+    process = subprocess.Popen([sys.executable, "-m", "peftrun", str(path), "launch.num_processes=2"], cwd=in_tmp,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log, deadline = in_tmp / "runs/t/train.log", time.monotonic() + 300
+    while not (log.is_file() and re.search(r"^step +\d+/", log.read_text(), re.MULTILINE)):  # both ranks train
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:] if process.stderr else ""
+        time.sleep(0.5)
+    os.kill(_rank_pid(mark, 1), signal.SIGUSR1)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the ranks did not stop together: one waits for the other")
+    stopped = re.search(r"stopped at step (\d+)", err)
+    assert process.returncode != 0 and stopped, err[-3000:]
+    assert (in_tmp / f"runs/t/checkpoint-{stopped.group(1)}" / "peftrun-checkpoint.json").is_file()
+    assert not (in_tmp / "runs/t/manifest.json").exists()
 
 
 def test_the_python_api_refuses_to_train_a_multi_process_plan_alone(in_tmp: Path, tiny_model_dir: Path,
