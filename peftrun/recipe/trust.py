@@ -30,6 +30,7 @@ KINDS = {
     "load": "loads model files (their code runs only with trust_remote_code)",
 }
 GATED = ("execute", "read", "write", "publish")  # "load" is allowed from a base
+LOCAL_HOSTS = ("0.0.0.0", "localhost", "127.0.0.1", "::1", "")  # TRL's vllm_server_host default is 0.0.0.0
 
 
 def _truthy(value: Any) -> bool:
@@ -66,6 +67,10 @@ def _outside(value: Any) -> bool:
     """A run directory outside the working directory, or in a hidden folder of it (.git, .ssh, ...)."""
     parts = Path(str(value)).parts
     return str(value).startswith(("/", "~")) or any(p == ".." or p.startswith(".") and p != "." for p in parts)
+
+
+def _remote(value: Any) -> bool:
+    return str(value).strip().lower() not in LOCAL_HOSTS
 
 
 def _set(value: Any) -> bool:
@@ -115,6 +120,8 @@ BY_NAME: dict[str, Capability] = {
     "report_to": Capability("publish", "sends metrics to tracking services", _reports, "not none"),
     "log_completions_hub_repo": Capability("publish", "uploads generated completions", _set, "set"),
     "vllm_server_base_url": Capability("publish", "sends prompts to a server", _set, "set"),
+    "vllm_server_host": Capability("publish", "sends prompts and the trained weights to a vLLM server on that host",
+                                   _remote, "a host other than this machine"),
     "name_or_path": Capability("load", "the model (or dataset source) to load", _set, "set"),
     "tokenizer": Capability("load", "the tokenizer to load", _set, "set"),
     "tokenizer_name_or_path": Capability("load", "the tokenizer to load", _set, "set"),
@@ -140,9 +147,11 @@ HARMLESS: dict[str, str] = {
     "transformers_continuous_batching_config": _OPTIONS, "megatron_config": _OPTIONS, "target_svd_config": _OPTIONS,
     "config_A_B": _OPTIONS, "config_C": _OPTIONS, "config_D_E": _OPTIONS,
     "module_dropout": "a dropout rate",
+    "vllm_server_port": "a port of the vLLM server named by vllm_server_host",
+    "vllm_server_timeout": "how long to wait for the vLLM server named by vllm_server_host",
     "restore_callback_states_from_checkpoint": "the callbacks peftrun sets itself",
 }
-SUSPECT = re.compile(r"(^|_)(remote|code|funcs?|callbacks?|path|files?|dir|template|hub|push|script|url|repo|"
+SUSPECT = re.compile(r"(^|_)(remote|code|funcs?|callbacks?|path|files?|dir|template|hub|push|script|url|host|server|repo|"
                      r"report|plugins?|private|kwargs|config|import|module|tokenizer|save|log)(_|$)")
 
 

@@ -99,3 +99,14 @@ def test_held_python_tags_and_foreign_rewards_stay_refused(tmp_path: Path, git_c
     entry = shared_base(tmp_path, MINIMAL.replace("{type: sft}", "{type: grpo, reward_funcs: [team.rewards:score]}"))
     write("r.yaml", f"extends: {entry}\n")
     assert "trainer.reward_funcs: the shared base" in problems("r.yaml")[0]
+
+
+def test_a_vllm_server_on_another_host_from_a_base_is_refused(write) -> None:  # noqa: F811
+    """GRPO in server mode sends its prompts and synchronises its weights with the server: a base cannot pick it."""
+    write("base.yaml", MINIMAL.replace("{type: sft}", "{type: grpo, reward_funcs: [think_format], use_vllm: true, "
+                                       "vllm_mode: server, vllm_server_host: trainer-logs.example.net}"))
+    write("r.yaml", "extends: base.yaml\n")
+    found = problems("r.yaml")
+    assert len(found) == 1 and "trainer.vllm_server_host: the base file base.yaml turns on vllm_server_host" in found[0]
+    write("local.yaml", "extends: base.yaml\ntrainer: {vllm_server_host: localhost}\n")
+    assert load_recipe("local.yaml").trainer.vllm_server_host == "localhost"  # this machine's server: nothing leaves
