@@ -30,6 +30,7 @@ KINDS = {
     "load": "loads model files (their code runs only with trust_remote_code)",
 }
 GATED = ("execute", "read", "write", "publish")  # "load" is allowed from a base
+HUB_KERNEL = re.compile(r"^[^/:]+/[^/:]+(?:@[^/:]+)?(?::[^/:]+)?$")
 LOCAL_HOSTS = ("0.0.0.0", "localhost", "127.0.0.1", "::1", "")  # TRL's vllm_server_host default is 0.0.0.0
 
 
@@ -69,6 +70,12 @@ def _outside(value: Any) -> bool:
     return str(value).startswith(("/", "~")) or any(p == ".." or p.startswith(".") and p != "." for p in parts)
 
 
+def _hub_kernel(value: Any) -> bool:
+    """transformers 5 loads `org/name[@rev][:fn]` (optionally after `paged|`) from the hub with `kernels`
+    (integrations/hub_kernels.py is_kernel)."""
+    return isinstance(value, str) and HUB_KERNEL.search(value.split("|")[-1]) is not None
+
+
 def _remote(value: Any) -> bool:
     return str(value).strip().lower() not in LOCAL_HOSTS
 
@@ -95,6 +102,8 @@ BY_NAME: dict[str, Capability] = {
     "trust_remote_code": Capability("execute", "runs the Python code of a model repository", _truthy, "true"),
     "reward_funcs": Capability("execute", "imports and calls the named Python functions", _foreign_rewards,
                                "names a function that is not peftrun's own"),
+    "attn_implementation": Capability("execute", "a hub repository (`org/name`) is a compiled kernel transformers "
+                                      "downloads and runs", _hub_kernel, "a hub kernel repository"),
     "tokenizer_kwargs": Capability("execute", "keyword arguments of a tokenizer load (may hold trust_remote_code)",
                                    _set, "set"),
     "data_files": Capability("read", "reads the named local files as data", _local, "a local path"),

@@ -110,3 +110,15 @@ def test_a_vllm_server_on_another_host_from_a_base_is_refused(write) -> None:  #
     assert len(found) == 1 and "trainer.vllm_server_host: the base file base.yaml turns on vllm_server_host" in found[0]
     write("local.yaml", "extends: base.yaml\ntrainer: {vllm_server_host: localhost}\n")
     assert load_recipe("local.yaml").trainer.vllm_server_host == "localhost"  # this machine's server: nothing leaves
+
+
+def test_a_hub_kernel_as_attention_from_a_base_is_refused(write) -> None:  # noqa: F811
+    """transformers 5 takes `attn_implementation: org/name` as a kernel repository it downloads and runs."""
+    write("base.yaml", MINIMAL.replace("{name_or_path: org/model}",
+                                       "{name_or_path: org/model, attn_implementation: 'paged|someone/fast-attn'}"))
+    write("r.yaml", "extends: base.yaml\n")
+    found = problems("r.yaml")
+    assert len(found) == 1 and "model.attn_implementation: the base file base.yaml turns on attn_implementation" in found[0]
+    write("sdpa.yaml", MINIMAL.replace("{name_or_path: org/model}", "{name_or_path: org/model, attn_implementation: sdpa}"))
+    write("r2.yaml", "extends: sdpa.yaml\n")
+    assert load_recipe("r2.yaml").model.attn_implementation == "sdpa"  # a built-in implementation runs no new code
