@@ -18,7 +18,7 @@ from peftrun.recipe.launch_rules import resolve_launch
 from peftrun.recipe.notes import Notes
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.peft_rules import label, peft_rules, trainer_type_rules
-from peftrun.recipe.schema import STANDARD_COLUMNS, QuantizationSection, Recipe, method_info
+from peftrun.recipe.schema import QuantizationSection, Recipe, method_info
 from peftrun.recipe.trainer_types import TRAINERS
 
 TRAINER_OWNED = ("type", "reward_funcs", "throughput")  # trainer-section keys that are not TRL config fields
@@ -104,22 +104,34 @@ def _precision(recipe: Recipe, dtype: str, hw: Hardware, notes: Notes) -> dict[s
         if not notes.given(f"trainer.{key}"):
             flags[key] = value
             notes.fill(f"trainer.{key}", defaults.RULES[f"trainer.{key}"])
+    if getattr(recipe.trainer, "bf16", None) and getattr(recipe.trainer, "fp16", None):
+        notes.refuse("trainer.fp16", "bf16 and fp16 are both true; transformers allows one mixed precision at a time: "
+                     "keep the one matching model.dtype, or leave both out (the precision rule sets them)")
     return flags
 
 
 def _data_checks(recipe: Recipe, notes: Notes) -> None:
     kind = str(recipe.trainer.type)
-    allowed = STANDARD_COLUMNS.get(kind, frozenset())
+    allowed = TRAINERS[kind].columns
     for prefix, source in recipe.dataset.all_sources():
         for name in source.columns:
             if allowed and name not in allowed and source.format is None:  # a format reads the renamed fields
                 notes.refuse(
                     f"{prefix}.columns.{name}",
-                    f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))})",
+                    f"`{name}` is not a column the {kind} trainer reads (it reads: {', '.join(sorted(allowed))}); "
+                    + _columns_hint(kind, name, allowed),
                 )
     eval_strategy = getattr(recipe.trainer, "eval_strategy", "no")
     if recipe.dataset.eval is None and notes.given("trainer.eval_strategy") and eval_strategy != "no":
         notes.refuse("trainer.eval_strategy", f"eval_strategy {eval_strategy} needs evaluation data: add dataset.eval")
+
+
+def _columns_hint(kind: str, name: str, allowed: frozenset[str]) -> str:
+    """How `dataset.columns` reads, with the user's own name in the example."""
+    column = "completion" if "completion" in allowed else sorted(allowed)[0]
+    named = " (format: alpaca reads instruction, input, output: columns: {output: %s})" % name if kind == "sft" else ""
+    return (f"a key of columns is the trainer's name and its value your field (columns: {{{column}: {name}}} reads "
+            f"your `{name}` as {column}); for records of a named shape, set `format:` and map onto its fields{named}")
 
 
 def _grpo_checks(recipe: Recipe, notes: Notes) -> None:

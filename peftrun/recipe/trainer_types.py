@@ -45,6 +45,15 @@ class TrainerType:
     padding_free_blocked: str | None = None  # why padded batches only (None: TRL has a padding-free collator)
     trl_command: bool = True  # `trl <name>` runs it (export trl)
     experimental: bool = False  # TRL ships it in trl.experimental
+    also_reads: tuple[str, ...] = ()  # optional columns beyond its formats' (`dataset.columns` may map onto them)
+    any_column: bool = False  # every column reaches it (reward functions read extra columns by name)
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """The column names `dataset.columns` may map a source's fields onto (empty: any name)."""
+        if self.any_column:
+            return frozenset()
+        return frozenset(self.also_reads).union(*(shape.columns for shape in self.formats))
 
     @property
     def runs_code(self) -> tuple[str, ...]:
@@ -80,23 +89,27 @@ TRAINERS: Final[dict[str, TrainerType]] = {t.name: t for t in (
     TrainerType("sft", (_format("prompt-completion", "prompt", "completion"), _format("conversational", "messages"),
                         _format("conversational (ShareGPT)", "conversations"),  # TRL converts it to messages
                         _format("language modeling", "text")),
-                2.0e-5, TRL_PEFT_GUIDANCE),
-    TrainerType("dpo", PREFERENCE, 5.0e-7, TRL_PEFT_GUIDANCE, paired=True,
+                2.0e-5, TRL_PEFT_GUIDANCE, also_reads=("tools",)),
+    TrainerType("dpo", PREFERENCE, 5.0e-7, TRL_PEFT_GUIDANCE, paired=True, also_reads=("prompt",),
                 padding_free_blocked="TRL 1.16's DPOTrainer turns padding_free off after a refactor"),
     TrainerType("grpo", PROMPT_ONLY, 1.0e-6, TRL_PEFT_GUIDANCE, rewards=True, extra_arguments=("reward_funcs",),
-                generates=True, padding_free_blocked=_no_collator("grpo")),
+                generates=True, padding_free_blocked=_no_collator("grpo"), any_column=True),
     TrainerType("reward", PREFERENCE, 1.0e-5, TRL_PEFT_GUIDANCE, paired=True, sequence_classification=True,
+                also_reads=("prompt",),
                 padding_free_blocked=_no_collator("reward")),
     TrainerType("kto", (_format("unpaired preference", "prompt", "completion", "label"),), 1.0e-6,
                 "TRL 1.16 KTOConfig default", padding_free_blocked=_no_collator("kto")),
     TrainerType("rloo", PROMPT_ONLY, 1.0e-6, "TRL 1.16 RLOOConfig default", rewards=True,
-                extra_arguments=("reward_funcs",), generates=True, padding_free_blocked=_no_collator("rloo")),
+                extra_arguments=("reward_funcs",), generates=True, padding_free_blocked=_no_collator("rloo"),
+                any_column=True),
     TrainerType("distillation", PROMPT_ONLY,  # TRL's DistillationTrainer generates on-policy
                 1.0e-6, "TRL 1.16 DistillationConfig default", extra_arguments=("teacher_model",),
                 padding_free_blocked=_no_collator("distillation")),
     TrainerType("orpo", PREFERENCE, 1.0e-6, "TRL 1.16 trl.experimental ORPOConfig default", paired=True,
+                also_reads=("prompt",),
                 padding_free_blocked=_no_collator("orpo"), trl_command=False, experimental=True),
     TrainerType("cpo", PREFERENCE, 1.0e-6, "TRL 1.16 trl.experimental CPOConfig default", paired=True,
+                also_reads=("prompt",),
                 padding_free_blocked=_no_collator("cpo"), trl_command=False, experimental=True),
 )}
 TRAINER_TYPES: Final = tuple(TRAINERS)

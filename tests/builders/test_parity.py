@@ -219,6 +219,15 @@ def test_recipe_trainer_fields_reach_trl(plan_of) -> None:
 def test_dpo_fields_reach_trl(plan_of) -> None:
     args = build_training_args(plan_of(recipe("dpo").replace("{type: dpo}", "{type: dpo, beta: 0.3, loss_type: [ipo]}")))
     assert (args.beta, list(args.loss_type)) == (0.3, ["ipo"])
+    one = build_training_args(plan_of(recipe("dpo").replace("{type: dpo}", "{type: dpo, loss_type: robust}")))
+    assert one.loss_type == ["robust"]  # TRL takes one loss as a string, as the schema does
+
+
+def test_a_misspelt_dpo_loss_is_refused_before_training_with_the_losses_trl_knows(plan_of) -> None:
+    """TRL checks loss_type only when the first loss is computed; the recipe is refused at its line instead."""
+    with pytest.raises(RecipeError, match=r"trainer.loss_type: Input should be 'sigmoid', 'hinge', .* got 'sigmod'; "
+                                          r"did you mean `sigmoid`\?"):
+        plan_of(recipe("dpo").replace("{type: dpo}", "{type: dpo, loss_type: sigmod}"))
 
 
 def test_trl_refusal_becomes_a_recipe_error(plan_of) -> None:

@@ -16,6 +16,7 @@ from peftrun.recipe.methods import REFUSED
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import PEFT_METHODS
+from tests.recipe.test_validation import columns_hint
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 BASE = "model: {name_or_path: org/model}\ndataset: {path: org/data}\n"
@@ -160,7 +161,7 @@ def test_trainer_types_check_their_columns(write) -> None:
         resolve(load_recipe(write("r.yaml", text)), CPU)
     assert [str(p) for p in exc.value.problems] == [
         "r.yaml:3:37: dataset.columns.chosen: `chosen` is not a column the kto trainer reads (it reads: completion, "
-        "label, prompt)"
+        "label, prompt)" + columns_hint("kto", "chosen")
     ]
 
 

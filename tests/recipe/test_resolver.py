@@ -9,6 +9,7 @@ from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
+from tests.recipe.test_validation import columns_hint
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")
@@ -296,6 +297,7 @@ def test_columns_that_do_not_fit_the_trainer_are_refused(refusals, trainer: str,
     text = recipe_text(trainer, "lora").replace("{path: org/data}", f"{{path: org/data, columns: {{{column}: x}}}}")
     assert refusals(text) == [
         f"r.yaml:3:37: dataset.columns.{column}: `{column}` is not a column the {trainer} trainer reads (it reads: {reads})"
+        + columns_hint(trainer, column)
     ]
 
 
@@ -428,7 +430,8 @@ output: {save: both}
         "r.yaml:2:25: quantization.double_quant: `double_quant` applies to 4-bit only; remove it or use bits: 4",
         "r.yaml:3:31: peft.task_type: the reward trainer needs task_type SEQ_CLS, not CAUSAL_LM",
         "r.yaml:6:10: output.save: a prompt-tuning adapter cannot be merged into the model (its virtual tokens are inputs, not weights): use save: adapter",
-        "r.yaml:5:37: dataset.columns.text: `text` is not a column the reward trainer reads (it reads: chosen, prompt, rejected)",
+        "r.yaml:5:37: dataset.columns.text: `text` is not a column the reward trainer reads (it reads: chosen, prompt, rejected)"
+        + columns_hint("reward", "text"),
         "r.yaml:4:25: trainer.eval_strategy: eval_strategy epoch needs evaluation data: add dataset.eval",
     ]
 
@@ -519,3 +522,11 @@ def test_unknown_shipped_reward_is_refused(refusals) -> None:
         "r.yaml:2:38: trainer.reward_funcs.0: no shipped reward named 'think_fromat' (shipped: answer_match, "
         "answer_contains, think_format, concise); name your own as module:function"
     ]
+
+
+def test_two_mixed_precisions_at_once_are_refused(refusals) -> None:
+    """transformers' TrainingArguments raises on bf16 and fp16 together: the recipe is refused at its line."""
+    text = recipe_text().replace("{type: sft}", "{type: sft, bf16: true, fp16: true}")
+    assert refusals(text) == [
+        "r.yaml:2:34: trainer.fp16: bf16 and fp16 are both true; transformers allows one mixed precision at a time: "
+        "keep the one matching model.dtype, or leave both out (the precision rule sets them)"]

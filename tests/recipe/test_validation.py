@@ -116,6 +116,7 @@ def test_every_problem_is_reported_at_once(write) -> None:
     ("section", "expected"),
     [
         ("seed: forty", "r.yaml:4:1: seed: Input should be a valid integer, unable to parse string as an integer; got 'forty'"),
+        ("seed: -1", "r.yaml:4:1: seed: Input should be greater than or equal to 0; got -1"),  # numpy refuses it at run time
         ("peft: {method: lora, r: 0}", "r.yaml:4:22: peft.r: Input should be greater than or equal to 1; got 0"),
         ("peft: {method: lora, lora_dropout: 1.5}", "r.yaml:4:22: peft.lora_dropout: Input should be less than 1; got 1.5"),
         ("peft: {method: lora, bias: some}", "r.yaml:4:22: peft.bias: Input should be 'none', 'all' or 'lora_only'; got 'some'"),
@@ -377,8 +378,21 @@ def test_missing_local_files_and_refused_combinations_are_reported_together(writ
         "r.yaml:7:1: quantization: a quantized base cannot be fine-tuned in full: add a `peft:` section (QLoRA)",
         "r.yaml:7:25: quantization.quant_type: `quant_type` applies to 4-bit only; remove it or use bits: 4",
         "r.yaml:6:13: dataset.columns.chosen: `chosen` is not a column the sft trainer reads (it reads: completion, "
-        "conversations, messages, prompt, text, tools)",
+        "conversations, messages, prompt, text, tools)" + columns_hint("sft", "chosen"),
     ]
+
+
+COLUMNS_HINT = ("; a key of columns is the trainer's name and its value your field (columns: {{{column}: {name}}} "
+                "reads your `{name}` as {column}); for records of a named shape, set `format:` and map onto its "
+                "fields{alpaca}")
+ALPACA = " (format: alpaca reads instruction, input, output: columns: {{output: {name}}})"
+
+
+def columns_hint(trainer: str, name: str) -> str:
+    """The hint after a column the trainer does not read (its example reads the user's name)."""
+    column = "completion" if trainer in ("sft", "kto") else "chosen"
+    alpaca = ALPACA.format(name=name) if trainer == "sft" else ""
+    return COLUMNS_HINT.format(column=column, name=name, alpaca=alpaca)
 
 
 def test_existing_local_data_file_validates(write) -> None:

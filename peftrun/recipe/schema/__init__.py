@@ -1,6 +1,6 @@
 """The recipe schema: one pydantic model per section; no I/O, no torch."""
 
-from peftrun.recipe.schema.dataset import STANDARD_COLUMNS, DatasetSection, EvalSection
+from peftrun.recipe.schema.dataset import DatasetSection, EvalSection
 from peftrun.recipe.schema.launch import DDPLaunch, DeepSpeedLaunch, FSDPLaunch
 from peftrun.recipe.schema.model import ModelSection
 from peftrun.recipe.schema.output import OutputSection
@@ -12,7 +12,6 @@ from peftrun.recipe.schema.trainer import OWNED_ELSEWHERE, TRAINER_TYPES, trl_ta
 __all__ = [
     "OWNED_ELSEWHERE",
     "PEFT_METHODS",
-    "STANDARD_COLUMNS",
     "TARGET_PRESETS",
     "TRAINER_TYPES",
     "DDPLaunch",

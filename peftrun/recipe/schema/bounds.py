@@ -41,7 +41,7 @@ BOUNDS: dict[str, Bound] = {
     "num_train_epochs": Bound("> 0, unless max_steps (which overrides it) is set", lambda v: v > 0,
                               {"exclusiveMinimum": 0}, unless="max_steps"),
     "max_steps": Bound("-1 (train for num_train_epochs) or a number of steps >= 1", lambda v: v == -1 or v >= 1,
-                       {"anyOf": [{"const": -1}, {"minimum": 1}]}),
+                       {"anyOf": [{"minimum": 1}, {"const": -1}]}),
     "per_device_train_batch_size": COUNT,
     "per_device_eval_batch_size": COUNT,
     "gradient_accumulation_steps": COUNT,

@@ -10,19 +10,6 @@ from pydantic import Field, field_validator, model_validator
 from peftrun.recipe import defaults
 from peftrun.recipe.schema.base import Section
 
-# TRL's standard column names per trainer type (GRPO passes extra columns to reward functions).
-STANDARD_COLUMNS: dict[str, frozenset[str]] = {
-    "sft": frozenset({"text", "messages", "conversations", "prompt", "completion", "tools"}),
-    "dpo": frozenset({"prompt", "chosen", "rejected"}),
-    "reward": frozenset({"prompt", "chosen", "rejected"}),
-    "grpo": frozenset(),  # any column name: extra columns reach the reward functions
-    "rloo": frozenset(),  # as GRPO
-    "kto": frozenset({"prompt", "completion", "label"}),
-    "distillation": frozenset({"prompt"}),  # on-policy: the student generates, the teacher scores
-    "orpo": frozenset({"prompt", "chosen", "rejected"}),
-    "cpo": frozenset({"prompt", "chosen", "rejected"}),
-}
-
 # Named record formats (peftrun/data/formats.py converts each to TRL's columns).
 FormatName = Literal["alpaca", "sharegpt", "sharegpt-preference", "sharegpt-kto", "conversation-pair", "unpaired"]
 ROLES = ("system", "user", "assistant", "tool")

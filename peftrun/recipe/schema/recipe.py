@@ -33,7 +33,8 @@ class Recipe(Section):
     allow_moving_bases: bool = Field(
         False, description="Accept git+ bases at a branch (a moving revision; the run is not reproducible)."
     )
-    seed: int = Field(defaults.SEED, description="Random seed for training, data shuffles and eval splits.")
+    seed: int = Field(defaults.SEED, ge=0, le=2**32 - 1,  # numpy's range (transformers' set_seed seeds numpy too)
+                      description="Random seed for training, data shuffles and eval splits.")
     model: ModelSection
     quantization: QuantizationSection | None = Field(None, description="Omit for a full-precision base.")
     peft: PeftSection | None = Field(None, description="Omit for full fine-tuning.")

@@ -7,6 +7,7 @@ TRL by scripts/gen_trl_fields.py) so that validation never imports trl.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Field, ValidationError, create_model, model_validator
@@ -37,6 +38,8 @@ OWNED_ELSEWHERE: dict[str, str] = {
 }
 MODEL_NAMES = {"reward": "RewardTrainer", "distillation": "DistillationTrainer"}
 
+POSSIBLE_VALUES = re.compile(r"Possible values are: ((?:`'\w+'`(?:, )?)+)")
+
 # TRL fields whose names the migration registry retires (deprecated aliases such as gradient_checkpointing).
 RETIRED = retired("trainer")
 
@@ -57,6 +60,16 @@ class TrainerBase(Section):
         return self
 
 
+def _listed_choices(row: dict[str, Any]) -> tuple[Any, Any] | None:
+    """A list-of-strings field whose help lists its values (DPO's loss_type, which TRL checks only at the first
+    step): one of them or a list of them (TRL's __post_init__ takes a single string as a list of one)."""
+    listed = POSSIBLE_VALUES.search(row.get("help") or "") if row["kinds"] == ["list[str]"] else None
+    if listed is None:
+        return None
+    value = Literal[tuple(re.findall(r"'(\w+)'", listed.group(1)))]  # type: ignore[misc]
+    return Union[value, list[value]], Field(row.get("default"), description=row["help"])  # type: ignore[valid-type]
+
+
 def _bounded(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
     """A field's (annotation, Field) with the after-validator of its bound, if it has one."""
     return (Annotated[spec[0], AfterValidator(field_check(name))], spec[1])
@@ -64,7 +77,7 @@ def _bounded(name: str, spec: tuple[Any, Any]) -> tuple[Any, Any]:
 
 def _trainer_model(kind: str) -> type[Section]:
     rows = [r for r in trl_table()["fields"][kind] if r["name"] not in OWNED_ELSEWHERE and r["name"] not in RETIRED]
-    fields: dict[str, Any] = {r["name"]: field(r) for r in rows}
+    fields: dict[str, Any] = {r["name"]: _listed_choices(r) or field(r) for r in rows}
     fields["type"] = (Literal[kind], Field(description=f"Trainer: TRL {trl_table()['classes'][kind]}."))
     fields["learning_rate"] = (
         Union[float, Literal["auto"]],

@@ -32,6 +32,14 @@ BAD = [
     ("model:\n  name_or_path: m\n  trust_remote_code: yes\n", (2, 21), 'Incorrect type. Expected "boolean".'),
     ("quantization:\n  bits: 3\n", (1, 8), "Value is not accepted. Valid values: 4, 8."),
     ("traner:\n  type: sft\n", (0, 0), "Property traner is not allowed."),
+    ("trainer:\n  type: sft\n  max_steps: 0\n", (2, 13), "Value is below the minimum of 1."),
+    ("seed: -1\n", (0, 6), "Value is below the minimum of 0."),
+    ("trainer:\n  type: dpo\n  loss_type: sigmod\n", (2, 13),
+     'Value is not accepted. Valid values: "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", '
+     '"sppo_hard", "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm".'),
+    ("peft:\n  method: lora\n  lora_dropout: 1.5\n", (2, 16), "Value is above the exclusive maximum of 1."),
+    ("model:\n  name_or_path: m\n  dtype: bf16\n", (2, 9),
+     'Value is not accepted. Valid values: "auto", "bfloat16", "float16", "float32".'),
 ]
 
 
