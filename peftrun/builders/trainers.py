@@ -3,11 +3,10 @@ the keyword arguments only some types take, and the callbacks some PEFT methods 
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from peftrun.builders.training_args import trl_module
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import trl_table
 
@@ -22,8 +21,7 @@ EXTRA_ARGUMENTS: dict[str, tuple[str, ...]] = {
 
 def trainer_class(trainer_type: str) -> type:
     """The TRL trainer class for a trainer type (its config class's name with Trainer for Config)."""
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
-    module = importlib.import_module(trl_table()["modules"][trainer_type])
+    module = trl_module(trainer_type)
     return getattr(module, trl_table()["classes"][trainer_type].removesuffix("Config") + "Trainer")
 
 

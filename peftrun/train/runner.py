@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError, scrub
+from peftrun.hub import offline_scope
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.recipe.extras import EXTRAS
@@ -322,6 +323,7 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
     }
 
 
+@offline_scope()  # the hub's offline mode holds for this call only (the caller's process is left as it was)
 def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, overwrite: bool = False,
         resume: bool = False, verbose: bool = False) -> Path:
     """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built."""
