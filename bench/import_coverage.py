@@ -10,15 +10,15 @@ import takes.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
 from peftrun.errors import RecipeError
 from peftrun.interop.importer import import_config
+from peftrun.interop.keymap import source_key
 from peftrun.interop.sources import read_source
+from tests.interop.corpus_check import inside
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "interop" / "fixtures"
 SOURCES = ("*.yml", "*.yaml", "*.sh", "*.md", "run/training_args.yaml")
@@ -27,16 +27,6 @@ SOURCES = ("*.yml", "*.yaml", "*.sh", "*.md", "run/training_args.yaml")
 def fixtures() -> list[Path]:
     found = {p for tool in sorted(FIXTURES.iterdir()) for pattern in SOURCES for p in tool.glob(pattern)}
     return sorted(found)
-
-
-@contextlib.contextmanager
-def inside(directory: Path):  # noqa: ANN201
-    here = Path.cwd()
-    os.chdir(directory)
-    try:
-        yield
-    finally:
-        os.chdir(here)
 
 
 def count(path: Path) -> tuple[int, int, float]:
@@ -49,7 +39,7 @@ def count(path: Path) -> tuple[int, int, float]:
             return 0, len(read_source(Path(path.name)).config), time.perf_counter() - start
         seconds = time.perf_counter() - start
     tr = result.translation
-    listed = {key.split("[")[0].split(".")[0].split(":")[0].removesuffix(" (default)") for key in tr.not_carried}
+    listed = {source_key(key).removesuffix(" (default)") for key in tr.not_carried}
     total = len(set(tr.mapped) | set(tr.dropped) | listed)
     return total - len(listed), total, seconds
 

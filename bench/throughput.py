@@ -2,7 +2,7 @@
 
 The same SFT LoRA job (a random Llama a few layers deep, one epoch, batch 8, prompt and completion lengths
 drawn long-tailed like instruction data, fixed seed) runs in fresh processes, alternating TRL script /
-peftrun, `--rounds` times each, through bench/overhead.py's job (peftrun.run with the recipe's defaults, and
+peftrun, `--rounds` times each, through bench/_common.py's job (peftrun.run with the recipe's defaults, and
 the equivalent hand-written TRL script with TRL's defaults). Both count the tokens their training forward
 passes read the same way (a forward pre-hook); prints medians and ratios measured side by side in this run:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import JOB, LORA, ROOT, measure  # noqa: E402
+from _common import EVERY_TRAINER, JOB, alternate, build_fixture, measure, print_medians  # noqa: E402
 
 SETTINGS = {"num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 2e-4, "logging_steps": 5,
             "save_strategy": "no", "report_to": "none", "activation_checkpointing": False, "seed": 42}
@@ -45,7 +44,7 @@ def count(module, args, kwargs):
         marks["useful"] += int(mask.sum()) if mask is not None else ids.numel()
         marks["positions"] += ids.numel()
 
-class Clock(transformers.TrainerCallback):
+class CALLBACK(transformers.TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kw):
         model.register_forward_pre_hook(count, with_kwargs=True)
         marks["begin"] = time.perf_counter()
@@ -53,19 +52,13 @@ class Clock(transformers.TrainerCallback):
         marks["train_s"] = time.perf_counter() - marks["begin"]
         marks["losses"] = [e["loss"] for e in state.log_history if "loss" in e]
         marks["train_loss"] = next(e["train_loss"] for e in state.log_history if "train_loss" in e)
-
-original = transformers.Trainer.__init__
-def patched(self, *a, **k):
-    original(self, *a, **k)
-    self.add_callback(Clock())
-transformers.Trainer.__init__ = patched
 '''
 REPORT = r'''
 print(json.dumps({"useful_tokens_per_s": marks["useful"] / marks["train_s"], "useful": marks["useful"],
                   "padding_fraction": 1 - marks["useful"] / marks["positions"], "train_s": marks["train_s"],
                   "train_loss": marks["train_loss"], "final_loss": marks["losses"][-1]}))
 '''
-DRIVER = COUNTING + JOB + REPORT
+DRIVER = COUNTING + EVERY_TRAINER + JOB + REPORT
 
 
 def lognormal_length(rng: random.Random, median: float, sigma: float, cap: int) -> int:
@@ -88,16 +81,6 @@ def instruction_rows(examples: int, seed: int = 0) -> list[dict[str, str]]:
              "completion": " " + text(lognormal_length(rng, 80, 1.0, 900))} for _ in range(examples)]
 
 
-def build_fixture(folder: Path, examples: int, hidden: int) -> tuple[Path, Path]:
-    sys.path.insert(0, str(ROOT))
-    from tests import tiny
-
-    model_dir = folder / "model"
-    tiny.build_tokenizer(model_dir)
-    tiny.build_model(model_dir, layers=4, hidden=hidden)
-    return model_dir, tiny.write_jsonl(folder / "train.jsonl", instruction_rows(examples))
-
-
 def timed(mode: str, folder: Path, model_dir: Path, data: Path, settings: dict) -> dict:
     """One fresh process, with its whole wall time (interpreter start to exit)."""
     start = time.perf_counter()
@@ -107,22 +90,14 @@ def timed(mode: str, folder: Path, model_dir: Path, data: Path, settings: dict) 
 
 def table(results: dict[str, list[dict]], title: str) -> None:
     print(title)
-    print(f"{'':28}{'TRL defaults':>14}{'peftrun':>12}{'ratio':>8}")
-    for key, label in (("useful_tokens_per_s", "useful tokens / s"), ("padding_fraction", "padding fraction"),
-                       ("train_s", "training (s)"), ("wall_s", "whole process wall (s)"),
-                       ("train_loss", "train loss (epoch mean)"), ("final_loss", "final logged loss")):
-        trl = statistics.median(r[key] for r in results["trl"])
-        ours = statistics.median(r[key] for r in results["peftrun"])
-        ratio = f"{ours / trl:8.3f}" if trl else f"{'':8}"
-        print(f"{label:28}{trl:14.4f}{ours:12.4f}{ratio}")
+    print_medians(results, (("useful_tokens_per_s", "useful tokens / s"), ("padding_fraction", "padding fraction"),
+                            ("train_s", "training (s)"), ("wall_s", "whole process wall (s)"),
+                            ("train_loss", "train loss (epoch mean)"), ("final_loss", "final logged loss")),
+                  "TRL defaults", 4)
 
 
 def run_table(folder: Path, model_dir: Path, data: Path, settings: dict, rounds: int) -> dict[str, list[dict]]:
-    results: dict[str, list[dict]] = {"trl": [], "peftrun": []}
-    for _ in range(rounds):
-        for mode in ("trl", "peftrun"):
-            results[mode].append(timed(mode, folder, model_dir, data, settings))
-    return results
+    return alternate(rounds, lambda mode: timed(mode, folder, model_dir, data, settings))
 
 
 def has_gpu() -> bool:
@@ -138,7 +113,7 @@ def main() -> None:
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        model_dir, data = build_fixture(folder, options.examples, options.hidden)
+        model_dir, data = build_fixture(folder, options.hidden, instruction_rows(options.examples))
         head = (f"SFT LoRA, random Llama 4 x {options.hidden}, {options.examples} long-tailed examples, one epoch, "
                 f"batch 8, {options.rounds} rounds each (median)")
         table(run_table(folder, model_dir, data, {**SETTINGS, **CPU}, options.rounds),

@@ -58,6 +58,7 @@ class Problem:
     where: str  # "file:line:col", "command line", or "" when unknown
     path: str  # dotted key path, "" for the whole recipe
     message: str
+    unknown_key: bool = False  # the key is not a field of its section (whatever the message says)
 
     def __str__(self) -> str:
         head = ": ".join(part for part in (self.where, self.path) if part)

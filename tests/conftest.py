@@ -52,6 +52,24 @@ def write_recipe(tmp_path: Path):  # noqa: ANN201
     return write
 
 
+@pytest.fixture
+def unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub probe aims at a local port nothing listens on (refused at once), and the caller has not set
+    HF_HUB_OFFLINE: offline mode is peftrun's own decision (peftrun/hub.py)."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from peftrun import hub
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setattr(hub, "HUB_HOST", closed.getsockname())
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that builds or loads a model is `slow` (`make test-fast` runs the others: `-m "not slow"`)."""
     for item in items:

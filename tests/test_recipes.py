@@ -13,11 +13,12 @@ from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.resolver import resolve
+from peftrun.recipe.shipped import shipped_recipes
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 # every recipe file (the bases they share are in the package: peftrun/recipe/bases, `extends: peftrun:NAME`)
-SHIPPED = sorted(p for p in RECIPES.rglob("*.yaml") if "base" not in p.relative_to(RECIPES).parts[:-1])
+SHIPPED = list(shipped_recipes().values())
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="H100")
 
 

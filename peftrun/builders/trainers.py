@@ -3,19 +3,16 @@ the keyword arguments only some types take, and the callbacks some PEFT methods 
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from peftrun.builders.training_args import trl_module
 from peftrun.recipe.plan import Plan
 from peftrun.recipe.trainer_types import TRAINERS
 
 def trainer_class(trainer_type: str) -> type:
     """The TRL trainer class for a trainer type (its config class's name with Trainer for Config)."""
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
-    kind = TRAINERS[trainer_type]
-    return getattr(importlib.import_module(kind.module), kind.trainer_class)
+    return getattr(trl_module(trainer_type), TRAINERS[trainer_type].trainer_class)
 
 
 def extra_arguments(plan: Plan, given: Mapping[str, Any]) -> dict[str, Any]:

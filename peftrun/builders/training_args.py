@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from peftrun.errors import Problem, RecipeError
@@ -9,13 +10,20 @@ from peftrun.recipe.plan import Plan
 from peftrun.recipe.schema import trl_table
 
 
-def trainer_config_class(trainer_type: str) -> type:
-    """The TRL config class for a trainer type (from trl, or trl.experimental for the experimental ones)."""
+def trl_module(trainer_type: str) -> ModuleType:
+    """The TRL module of a trainer type's classes (trl, or trl.experimental for the experimental ones), imported
+    without TRL's experimental notice (explain and the plan's warnings mark those) and with no filter left behind."""
     import importlib
-    import os
 
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # explain and the plan's warnings mark them instead
-    return getattr(importlib.import_module(trl_table()["modules"][trainer_type]), trl_table()["classes"][trainer_type])
+    from trl.import_utils import suppress_experimental_warning
+
+    with suppress_experimental_warning():
+        return importlib.import_module(trl_table()["modules"][trainer_type])
+
+
+def trainer_config_class(trainer_type: str) -> type:
+    """The TRL config class for a trainer type."""
+    return getattr(trl_module(trainer_type), trl_table()["classes"][trainer_type])
 
 
 def build_training_args(plan: Plan) -> Any:

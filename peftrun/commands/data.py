@@ -26,16 +26,16 @@ def main(args: argparse.Namespace) -> int:
     from peftrun.data.checks import check_data
     from peftrun.data.preview import as_text, report
     from peftrun.data.templates import require_template
-    from peftrun.hub import ensure_offline_mode
+    from peftrun.hub import offline_scope
     from peftrun.recipe.hardware import probe_light
     from peftrun.recipe.loader import load_recipe
     from peftrun.recipe.validation import checked_plan
     from peftrun.train.modeling import load_tokenizer
 
     plan = checked_plan(load_recipe(args.recipe, args.overrides), probe_light())
-    ensure_offline_mode()
-    data = load_training_data(plan)
-    tokenizer = load_tokenizer(plan)
+    with offline_scope():
+        data = load_training_data(plan)
+        tokenizer = load_tokenizer(plan)
     require_template(tokenizer, plan, data.conversational)
     training_args = build_training_args(plan)
     checks = check_data(plan, data, tokenizer, training_args)

@@ -44,10 +44,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _counts(plan: Plan) -> dict[str, int]:
     """Parameter counts from the meta skeleton (heavy imports: only with --counts)."""
-    from peftrun.hub import ensure_offline_mode
+    from peftrun.hub import offline_scope
     from peftrun.plan.counts import count
     from peftrun.plan.estimate import skeleton_for
 
-    ensure_offline_mode()
-    counts = count(skeleton_for(plan))
+    with offline_scope():
+        counts = count(skeleton_for(plan))
     return {"total": counts.total, "trainable": counts.trainable}

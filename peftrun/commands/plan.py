@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from peftrun.hub import ensure_offline_mode
+    from peftrun.hub import offline_scope
     from peftrun.plan import report
     from peftrun.plan.estimate import estimate
     from peftrun.plan.suggest import suggest
@@ -36,8 +36,8 @@ def main(args: argparse.Namespace) -> int:
         return checked_plan(load_recipe(args.recipe, [*args.overrides, *extra]), hardware_from_args(args, gpus))
 
     plan = checked_plan(load_recipe(args.recipe, args.overrides), hardware_from_args(args))
-    ensure_offline_mode()
-    result = estimate(plan)
-    suggestions = [] if result.fits is not False or args.no_suggest else suggest(result, replan, estimate)
+    with offline_scope():
+        result = estimate(plan)
+        suggestions = [] if result.fits is not False or args.no_suggest else suggest(result, replan, estimate)
     print(json.dumps(report.as_data(result, suggestions), indent=2) if args.json else report.as_text(result, suggestions))
     return 1 if result.fits is False else 0

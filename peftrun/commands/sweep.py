@@ -33,9 +33,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {key}: {space if isinstance(space, list) else space.model_dump(exclude_none=True)}"
                   f" (checked: {', '.join(map(str, space_values(space)))})")
         return 0
-    from peftrun.hub import ensure_offline_mode
+    from peftrun.hub import offline_scope
     from peftrun.sweep.engine import run_sweep
 
-    ensure_offline_mode()
-    run_sweep(sweep, hardware, args.trials)
+    with offline_scope():
+        run_sweep(sweep, hardware, args.trials)
     return 0

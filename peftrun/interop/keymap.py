@@ -26,6 +26,12 @@ class _Unset:
 UNSET: Any = _Unset()  # a key whose tool has no default worth carrying
 
 
+def source_key(entry: str) -> str:
+    """The top-level source key a `not_carried` entry is about (`lora_target_modules[2]` and `trl.beta: ...` name
+    `lora_target_modules` and `trl`; a tool default not taken keeps its mark: `torch_dtype (default)`)."""
+    return entry.split("[")[0].split(".")[0].split(":")[0]
+
+
 @dataclass
 class Translation:
     """A source config on its way to a recipe: the values written, where each came from, and the report."""

@@ -83,7 +83,7 @@ def _reject(tr: Translation, problem: Problem) -> bool:
             raise RecipeError(Problem("", path, f"peftrun cannot run this {tr.tool} config: {problem.message}"))
         if path in tr.explicit:
             tr.explicit.discard(path)
-            if problem.message.startswith("unknown key") or " is a field of " in problem.message:
+            if problem.unknown_key:
                 continue  # a tool default for a setting this trainer does not have
             tr.skip(f"{source} (default)", f"{tr.tool}'s default, {path}: {value!r}, not taken by this peftrun "
                                            f"({problem.message})")

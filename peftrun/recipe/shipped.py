@@ -21,6 +21,12 @@ def shipped_dir(name: str) -> Path:
     return installed if installed.is_dir() else PACKAGE_ROOT.parent / name
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """The shipped recipes by name (the path under recipes/ without `.yaml`: `multi-gpu/ddp-lora`), sorted."""
+    folder = shipped_dir("recipes")
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in sorted(folder.rglob("*.yaml"))}
+
+
 def _tags(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     path = PACKAGE_DIR / f"{name}.yaml"
     if name in seen or not path.is_file():

@@ -11,7 +11,7 @@ from peftrun.errors import PeftrunError
 from peftrun.recipe.bases import PACKAGE_DIR, PACKAGE_PREFIX
 from peftrun.recipe.migrations import CURRENT_SCHEMA_VERSION
 from peftrun.recipe.schema.jsonschema import default_schema_path
-from peftrun.recipe.shipped import shipped_dir
+from peftrun.recipe.shipped import shipped_dir, shipped_recipes
 
 RECIPES_DIR = shipped_dir("recipes")
 MODELINE = "# yaml-language-server: $schema="
@@ -30,7 +30,7 @@ def _comments(path: Path) -> list[str]:
 
 def starters() -> dict[str, Path]:
     """name -> file: shipped recipes by their path under recipes/ (no suffix), bases as peftrun:NAME."""
-    found = {p.relative_to(RECIPES_DIR).with_suffix("").as_posix(): p for p in sorted(RECIPES_DIR.rglob("*.yaml"))}
+    found = shipped_recipes()
     found.update({f"{PACKAGE_PREFIX}{p.stem}": p for p in sorted(PACKAGE_DIR.glob("*.yaml"))})
     return found
 

@@ -161,7 +161,7 @@ def problems_from(exc: ValidationError, sources: Mapping[str, str], env: Mapping
                 problems.append(union)
             arms.setdefault(union, []).append((path, error))
             continue
-        problems.append(Problem(nearest_source(path, sources), path, _message(error, model, key, path, env)))
+        problems.append(Problem(nearest_source(path, sources), path, _message(error, model, key, path, env), is_extra))
     return [p for item in problems
             for p in ([item] if isinstance(item, Problem) else _union_problems(arms[item], sources, env))]
 

@@ -29,41 +29,35 @@ STUDY = "peftrun-sweep"
 DEFINITION = "definition"
 
 
+def _file(name: str, doc: str | None = None) -> property:
+    """A file of the sweep directory, by its name."""
+    return property(lambda self: self.root / name, doc=doc)
+
+
+def _trial(number: int) -> str:
+    return f"trial-{number:03d}"
+
+
 @dataclass(frozen=True)
 class SweepDir:
     """The files of a sweep directory."""
 
     root: Path
 
-    @property
-    def journal(self) -> Path:
-        return self.root / "optuna.journal"
-
-    @property
-    def recipe(self) -> Path:
-        """The plain recipe every trial runs."""
-        return self.root / "sweep.recipe.yaml"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / ".sweep.lock"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.yaml"
-
-    @property
-    def plot(self) -> Path:
-        return self.root / "metric.png"
+    journal = _file("optuna.journal")
+    recipe = _file("sweep.recipe.yaml", "The plain recipe every trial runs.")
+    lock = _file(".sweep.lock")
+    best = _file("best.yaml")
+    plot = _file("metric.png")
 
     def trial_dir(self, number: int) -> Path:
-        return self.root / f"trial-{number:03d}"
+        return self.root / _trial(number)
 
     def log(self, number: int) -> Path:
-        return self.root / "logs" / f"trial-{number:03d}.log"
+        return self.root / "logs" / f"{_trial(number)}.log"
 
     def claim(self, number: int) -> Path:
-        return self.root / "claims" / f"trial-{number:03d}.lock"
+        return self.root / "claims" / f"{_trial(number)}.lock"
 
 
 def distributions(section: SweepSection) -> dict[str, Any]:

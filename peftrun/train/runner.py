@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from peftrun.errors import DataError, Interrupted, LaunchError, TrainingError, scrub
+from peftrun.hub import offline_scope
 from peftrun.launch import launcher as launch
 from peftrun.launch import ranks
 from peftrun.launch.runmode import RunMode
@@ -327,15 +328,21 @@ def _manifest(plan: Plan, data: Any, summary: dict[str, Any], started: str, merg
 def run(recipe: Any, overrides: Iterable[str] = (), model: Any = None, *, mode: RunMode | str = RunMode.FRESH,
         verbose: bool = False) -> Path:
     """Python API: train a recipe (path, mapping or Recipe); `model` may be one the caller built; `mode`
-    "fresh" (the default), "resume" or "overwrite" says how the run uses its directory."""
+    "fresh" (the default), "resume" or "overwrite" says how the run uses its directory. The hub's offline
+    mode is decided for this call only: the caller's process is left as it was."""
+    from peftrun.recipe.loader import load_recipe
+    from peftrun.recipe.schema import Recipe
+
     mode = RunMode.of(mode)
-    plan = plan_for(recipe, overrides)
-    if launch.needs_launch(plan):
-        raise LaunchError(
-            f"the recipe asks for {describe(plan)}, which this one Python process cannot run: use "
-            "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
-        )
-    return train(plan, model, mode=mode, verbose=verbose)
+    loaded = recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)  # a bad recipe fails first
+    with offline_scope():
+        plan = plan_for(loaded)
+        if launch.needs_launch(plan):
+            raise LaunchError(
+                f"the recipe asks for {describe(plan)}, which this one Python process cannot run: use "
+                "`peftrun RECIPE` (it starts the processes) or start this script with `accelerate launch`"
+            )
+        return train(plan, model, mode=mode, verbose=verbose)
 
 
 def print_dry_run(plan: Plan) -> None:

@@ -19,6 +19,7 @@ from peftrun.recipe.hardware import CPU, Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import method_info, trl_table
+from peftrun.recipe.shipped import shipped_recipes
 from tests.recipe_files import write  # noqa: F401 (write is a fixture)
 
 GPU = Hardware(cuda=True, bf16=True, device_count=1, name="A100")
@@ -247,7 +248,7 @@ def test_trl_refusal_becomes_a_recipe_error(plan_of) -> None:
 # --- every shipped recipe builds its library objects -------------------------------------------
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-SHIPPED = sorted(p for p in RECIPES.rglob("*.yaml") if "base" not in p.relative_to(RECIPES).parts[:-1])
+SHIPPED = list(shipped_recipes().values())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(RECIPES).as_posix())

@@ -10,6 +10,7 @@ from peftrun.cli import main
 from peftrun.recipe.hardware import CPU
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
+from peftrun.recipe.shipped import shipped_recipes
 from peftrun.recipe.starters import RECIPES_DIR
 from tests.recipe_files import write  # noqa: F401 - fixture
 
@@ -20,8 +21,7 @@ def test_list_shows_every_shipped_recipe_and_base_with_one_line(capsys: pytest.C
     assert main(["init", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = [line.split()[0] for line in lines]
-    shipped = sorted(p.relative_to(RECIPES_DIR).with_suffix("").as_posix() for p in RECIPES_DIR.rglob("*.yaml"))
-    assert names == [*shipped, "peftrun:defaults", "peftrun:sft-lora"]
+    assert names == [*shipped_recipes(), "peftrun:defaults", "peftrun:sft-lora"]
     assert "dora                   DoRA: weight-decomposed LoRA (use_dora), same SFT setup as sft-lora-qwen2." in lines
     assert all(len(line.split(None, 1)) == 2 for line in lines)  # each has its description
 

@@ -10,6 +10,7 @@ import pytest
 
 from peftrun.cli import main
 from peftrun.recipe.hardware import CPU
+from peftrun.recipe.shipped import shipped_recipes
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,10 +93,7 @@ def test_validate_in_a_fresh_process() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    recipes = ROOT / "recipes"
-    shipped = sorted(
-        p.relative_to(ROOT).as_posix() for p in recipes.rglob("*.yaml") if "base" not in p.relative_to(recipes).parts[:-1]
-    )
+    shipped = [p.relative_to(ROOT).as_posix() for p in shipped_recipes().values()]
     assert result.stdout.splitlines() == [f"ok    {p}" for p in shipped] + [f"{len(shipped)} of {len(shipped)} recipes valid"]
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from peftrun.errors import RecipeError
 from peftrun.interop.importer import import_config
+from peftrun.interop.keymap import source_key
 from peftrun.recipe.hardware import Hardware
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
@@ -80,7 +81,7 @@ def same(got: Any, want: Any) -> bool:
 
 def _listed(key: str, not_carried: dict[str, str]) -> bool:
     top = key.split(".")[0]
-    return any(k == key or k.split("[")[0].split(".")[0].split(":")[0] in (key, top) for k in not_carried)
+    return any(k == key or source_key(k) in (key, top) for k in not_carried)
 
 
 def judge(tool: str, path: str, doc: dict[str, Any]) -> Outcome:

@@ -21,11 +21,11 @@ from peftrun.errors import RecipeError
 from peftrun.interop.export_trl import SHIPPED_TEMPLATES, export_trl
 from peftrun.recipe.gpus import target_hardware
 from peftrun.recipe.hardware import probe_light
+from peftrun.recipe.shipped import shipped_recipes
 from tests.interop.contract import takes
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(str(p.relative_to(ROOT / "recipes").with_suffix("")) for p in (ROOT / "recipes").rglob("*.yaml")
-                 if "base" not in p.parts)
+SHIPPED = list(shipped_recipes())
 MACHINES = {"h100": ("h100", None), "this machine": (None, None)}
 
 

@@ -13,10 +13,10 @@ from peftrun.interop.export_trl import export_trl
 from peftrun.recipe.trainer_types import TRAINERS
 from peftrun.interop.importer import import_config
 from peftrun.recipe.objects import quantization_kwargs
+from peftrun.recipe.shipped import shipped_recipes
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(str(p.relative_to(ROOT / "recipes").with_suffix("")) for p in (ROOT / "recipes").rglob("*.yaml")
-                 if "base" not in p.parts)
+SHIPPED = list(shipped_recipes())
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -48,3 +48,17 @@ def test_checkpointing_and_length_move_the_estimate(make_plan: Any) -> None:
 
     assert peak(max_length=256, activation_checkpointing=True) < peak(max_length=256, activation_checkpointing=False)
     assert peak(max_length=128, activation_checkpointing=False) < peak(max_length=256, activation_checkpointing=False)
+
+
+def test_the_meta_stand_ins_are_undone_after_an_error() -> None:
+    """The patches of torch and TRL last for the measurement only, also when it raises."""
+    from trl.kernels import chunked_logprob
+
+    original = torch.is_autocast_enabled
+    kernels = {name: getattr(chunked_logprob, name) for name in ("_forward_tile", "_backward_tile", "_addmm_fp32")}
+    with pytest.raises(RuntimeError, match="inside"), activations._meta_stand_ins(cuda=True):
+        assert torch.is_autocast_enabled("meta") is False
+        assert chunked_logprob._forward_tile is not kernels["_forward_tile"]
+        raise RuntimeError("inside")
+    assert torch.is_autocast_enabled is original
+    assert {name: getattr(chunked_logprob, name) for name in kernels} == kernels

@@ -396,13 +396,26 @@ def columns_hint(trainer: str, name: str) -> str:
 
 
 def test_existing_local_data_file_validates(write) -> None:
+    """Files are checked by checked_plan (load_recipe reads none): the same recipe without the file is refused."""
+    path = write("r.yaml", MINIMAL.replace("org/data", "data/train.jsonl"))
+    with pytest.raises(RecipeError, match="dataset.path: no such file or directory: data/train.jsonl"):
+        checked_plan(load_recipe(path), CPU)
     write("data/train.jsonl", '{"text": "hi"}\n')
-    recipe = load_recipe(write("r.yaml", MINIMAL.replace("org/data", "data/train.jsonl")))
-    assert recipe.dataset.path == "data/train.jsonl"
+    assert checked_plan(load_recipe(path), CPU).recipe.dataset.path == "data/train.jsonl"
 
 
 def test_hub_ids_are_not_checked(write) -> None:
-    assert load_recipe(write("r.yaml", MINIMAL)).dataset.path == "org/data"
+    """`org/data` exists nowhere on disk: as a hub id it is left to the hub."""
+    assert checked_plan(load_recipe(write("r.yaml", MINIMAL)), CPU).recipe.dataset.path == "org/data"
+
+
+@pytest.mark.parametrize(("line", "unknown"), [("sed: 3", True), ("peft: {method: lora, num_virtual_tokens: 4}", True),
+                                               ("seed: x", False)])
+def test_a_problem_says_whether_its_key_exists(write, line: str, unknown: bool) -> None:
+    """Tools that act on a problem (the importer's writer) read its kind, not its wording."""
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(write("r.yaml", MINIMAL + line + "\n"))
+    assert [p.unknown_key for p in exc.value.problems] == [unknown]
 
 
 def test_error_report_is_the_cli_text(write) -> None:

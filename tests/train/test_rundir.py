@@ -14,10 +14,11 @@ from peftrun.recipe.hardware import CPU
 from peftrun.recipe.loader import load_recipe
 from peftrun.recipe.resolver import resolve
 from peftrun.recipe.schema import trl_table
+from peftrun.recipe.shipped import shipped_recipes
 from tests.recipe_files import MINIMAL, write  # noqa: F401 (write is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if "base" not in p.parts)
+SHIPPED = list(shipped_recipes().values())
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "recipes")))

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from peftrun.data.checks.context import Context, Prepared, Result, failed, passed, rows_text, skipped
 
 
-def _prepared(ctx: Context) -> Prepared | Result:
-    if ctx.sft is not None:
-        return ctx.sft
-    if ctx.empty_masks:
-        return skipped("TRL refuses this data (see assistant-mask-empty)")
-    return skipped(f"the {ctx.trainer_type} trainer builds its own labels")
+def _on_prepared(rule: Callable[[Context, Prepared], Result]) -> Callable[[Context], Result]:
+    """A rule on the labels SFT prepared; skipped, with the reason, where there are none."""
+    @functools.wraps(rule)
+    def checked(ctx: Context) -> Result:
+        if ctx.sft is not None:
+            return rule(ctx, ctx.sft)
+        if ctx.empty_masks:
+            return skipped("TRL refuses this data (see assistant-mask-empty)")
+        return skipped(f"the {ctx.trainer_type} trainer builds its own labels")
+
+    return checked
 
 
 def _loss_mode(ctx: Context) -> str:
@@ -23,10 +31,8 @@ def _loss_mode(ctx: Context) -> str:
     return "completion-only loss: the completion's tokens" if completion_only else "every token"
 
 
-def no_trained_tokens(ctx: Context) -> Result:
-    sft = _prepared(ctx)
-    if isinstance(sft, Result):
-        return sft
+@_on_prepared
+def no_trained_tokens(ctx: Context, sft: Prepared) -> Result:
     kept = sft.kept
     if kept:
         return passed(f"{len(kept)} of {ctx.rows} examples carry loss")
@@ -40,10 +46,8 @@ def no_trained_tokens(ctx: Context) -> Result:
                   "replies are not empty, or set trainer.completion_only_loss: false")
 
 
-def examples_without_loss(ctx: Context) -> Result:
-    sft = _prepared(ctx)
-    if isinstance(sft, Result):
-        return sft
+@_on_prepared
+def examples_without_loss(ctx: Context, sft: Prepared) -> Result:
     rows = [i for i in range(ctx.rows) if not sft.trained(i, after_truncation=False)]
     if not rows or len(rows) == ctx.rows:
         return passed() if not rows else skipped("no example carries loss (see no-trained-tokens)")
@@ -87,10 +91,7 @@ def _why_stop_untrained(ctx: Context, sft: Prepared, stop: str, stop_id: int, ro
     return "; ".join(causes)
 
 
-def _stop_rule(ctx: Context, every: bool) -> Result:
-    sft = _prepared(ctx)
-    if isinstance(sft, Result):
-        return sft
+def _stop_rule(ctx: Context, sft: Prepared, every: bool) -> Result:
     found = _stop_missing(ctx, sft)
     if isinstance(found, Result):
         return found
@@ -106,12 +107,14 @@ def _stop_rule(ctx: Context, every: bool) -> Result:
                   f"end its reply: {why}", rows)
 
 
-def eos_never_trained(ctx: Context) -> Result:
-    return _stop_rule(ctx, every=True)
+@_on_prepared
+def eos_never_trained(ctx: Context, sft: Prepared) -> Result:
+    return _stop_rule(ctx, sft, every=True)
 
 
-def eos_not_always_trained(ctx: Context) -> Result:
-    return _stop_rule(ctx, every=False)
+@_on_prepared
+def eos_not_always_trained(ctx: Context, sft: Prepared) -> Result:
+    return _stop_rule(ctx, sft, every=False)
 
 
 def assistant_mask_empty(ctx: Context) -> Result:
@@ -131,10 +134,8 @@ def assistant_mask_empty(ctx: Context) -> Result:
                   "false", rows)
 
 
-def double_bos(ctx: Context) -> Result:
-    sft = _prepared(ctx)
-    if isinstance(sft, Result):
-        return sft
+@_on_prepared
+def double_bos(ctx: Context, sft: Prepared) -> Result:
     bos, bos_id = ctx.tokenizer.bos_token, ctx.tokenizer.bos_token_id
     if bos_id is None:
         return skipped("the tokenizer has no BOS token")
@@ -146,10 +147,8 @@ def double_bos(ctx: Context) -> Result:
                   "from the text, the tokenizer adds it", rows)
 
 
-def completion_truncated(ctx: Context) -> Result:
-    sft = _prepared(ctx)
-    if isinstance(sft, Result):
-        return sft
+@_on_prepared
+def completion_truncated(ctx: Context, sft: Prepared) -> Result:
     limit = ctx.args.max_length
     if limit is None:
         return passed("no max_length: nothing is truncated")

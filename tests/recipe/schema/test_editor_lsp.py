@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from peftrun.recipe.bases import PACKAGE_DIR
 from peftrun.recipe.schema.jsonschema import default_schema_path
+from peftrun.recipe.starters import starters
 from tests.recipe.schema.lsp import YamlLanguageServer
 
 ROOT = Path(__file__).resolve().parents[3]
-FILES = sorted((ROOT / "recipes").rglob("*.yaml")) + sorted(PACKAGE_DIR.glob("*.yaml"))
+FILES = list(starters().values())  # the shipped recipes and the package's bases
 
 # (recipe text, (line, column) of the diagnostic, its message): one diagnostic each
 BAD = [

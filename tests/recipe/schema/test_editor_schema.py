@@ -10,11 +10,11 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from peftrun.recipe.bases import PACKAGE_DIR
 from peftrun.recipe.schema.jsonschema import recipe_json_schema
+from peftrun.recipe.starters import starters
 
 ROOT = Path(__file__).resolve().parents[3]
-FILES = sorted((ROOT / "recipes").rglob("*.yaml")) + sorted(PACKAGE_DIR.glob("*.yaml"))
+FILES = list(starters().values())  # the shipped recipes and the package's bases
 VALIDATOR = Draft202012Validator(recipe_json_schema())
 
 # (recipe text, the key the error must name, where it is)
