@@ -82,7 +82,7 @@ def _check_weights(plan: Plan, model: Any, step: int) -> None:
 
 def _check_vanished(plan: Plan, model: Any, norms: list[tuple[int, float]]) -> None:
     """A gradient norm exactly 0 at every step to the end after a non-zero one: the weights blew up and the model
-    saturated (a likelihood loss is never flat in float arithmetic otherwise). Reward trainers are not checked:
+    saturated (short of that, a likelihood loss's gradient is not exactly 0). Reward trainers are not checked:
     equal rewards within a group give zero advantages by design."""
     if plan.trainer_type in REWARD_TRAINERS or not norms or norms[-1][1] != 0.0:
         return
@@ -106,7 +106,7 @@ def _divergence_callback(plan: Plan, gradients: bool) -> Any:
         def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
             import torch
 
-            grads = [p.grad for p in model.parameters() if p.grad is not None] if gradients and model else []
+            grads = [p.grad for p in model.parameters() if p.grad is not None] if gradients and model is not None else []
             if grads:
                 norm = float(torch.nn.utils.get_total_norm(grads))
                 if not math.isfinite(norm):
