@@ -106,7 +106,8 @@ def _divergence_callback(plan: Plan, gradients: bool) -> Any:
         def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
             import torch
 
-            grads = [p.grad for p in model.parameters() if p.grad is not None] if gradients and model is not None else []
+            watched = gradients and model is not None
+            grads = [p.grad for p in model.parameters() if p.grad is not None] if watched else []
             if grads:
                 norm = float(torch.nn.utils.get_total_norm(grads))
                 if not math.isfinite(norm):
