@@ -118,6 +118,13 @@ class TrainingError(PeftrunError):
     exit_code = 6
 
 
+class DivergedError(TrainingError):
+    """Training diverged: a loss, gradient norm or trainable weight became NaN or infinite, or the gradient
+    vanished to exactly zero once the weights had blown up. Never reported as "never changed"."""
+
+    exit_code = 10
+
+
 class LaunchError(PeftrunError):
     """Multi-process launch could not start or a worker failed."""
 

@@ -220,8 +220,8 @@ def _trainer(plan: Plan, out: Exported) -> None:
     if rewards:  # GRPO / RLOO: their script arguments
         out.data["reward_funcs"] = _reward_funcs(list(rewards))
     output = plan.recipe.output
-    if output.push_to_hub:
-        out.data.update(push_to_hub=True, hub_model_id=output.hub_model_id)
+    if output.push_to_hub:  # private unless the recipe says otherwise, as peftrun pushes (transformers: public)
+        out.data.update(push_to_hub=True, hub_model_id=output.hub_model_id, hub_private_repo=output.private)
     if output.save != "adapter":
         out.not_expressible["output.save"] = f"{output.save}: TRL's scripts save the adapter only"
 

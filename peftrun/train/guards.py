@@ -1,9 +1,12 @@
 """Runs that go wrong stop cleanly: a non-finite loss or gradient, a disk too small, a write that fails.
 
-- Non-finite: the first NaN / infinite loss of a micro-batch, gradient norm of a step (unless float16
-  loss scaling or sharding own the gradients) or trainable weight after an optimizer step, stops the run
-  before the optimizer applies it (TrainingError, exit 6); the checkpoints saved so far stay; no final
-  adapter is written. (transformers' own logging hides such losses: logging_nan_inf_filter.)
+- Divergence (DivergedError, exit 10, never "never changed"): the first NaN / infinite loss of a micro-batch
+  or gradient norm of a step (unless float16 loss scaling or sharding own the gradients) stops the run before
+  the optimizer applies it; a non-finite trainable weight after an optimizer step or when training ends, or
+  a gradient norm that fell to exactly 0 and stayed there (the weights blew up and the model saturated), stops
+  it before anything is saved as finished. The checkpoints saved so far stay; no final adapter is written.
+  (transformers' own logging hides such losses: logging_nan_inf_filter; the logged loss is a mean of the
+  micro-batch losses checked here, the logged gradient norm the step's norm checked here.)
 - Free space: before training, what the run will write (checkpoints kept at once, adapter or model,
   merged model) against the free space of the run directory's file system: refused when it cannot fit,
   a warning when it leaves little.
@@ -23,8 +26,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from peftrun.errors import PeftrunError, RunDirError, TrainingError
+from peftrun.errors import DivergedError, PeftrunError, RunDirError
 from peftrun.recipe.plan import Plan
+from peftrun.recipe.schema import REWARD_TRAINERS
 
 DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
                errno.EDQUOT: "the disk quota is exceeded"}
@@ -32,22 +36,21 @@ NEAR_FULL = 0.8  # warn when the run would fill more than this share of the free
 GIB = 1024**3
 
 
-# --- non-finite loss and gradients ------------------------------------------------------------------------
+# --- divergence: non-finite loss, gradients or weights; a gradient that vanished for good ------------------
 
-def _non_finite(where: str, value: float, step: int, plan: Plan) -> TrainingError:
+def _diverged(what: str, step: int, plan: Plan, stopped: str = "training stopped before applying it") -> DivergedError:
     label = str(plan.recipe.path or "RECIPE")
-    return TrainingError(
-        f"the {where} became {value} at step {step}: training stopped before applying it. Usual causes: a "
-        f"learning rate too high (trainer.learning_rate is {plan.training_args.get('learning_rate')}), float16 "
-        "overflow (train in bfloat16 or float32), or bad data (an example whose labels are all masked, an empty "
-        f"completion). The checkpoints saved before it are kept; fix the cause and start over with `peftrun "
-        f"{label} --overwrite`"
+    return DivergedError(
+        f"{what} at step {step}: {stopped}. Usual causes: a learning rate too high (trainer.learning_rate is "
+        f"{plan.training_args.get('learning_rate')}), float16 overflow (train in bfloat16 or float32), or bad data (an "
+        "example whose labels are all masked, an empty completion). The checkpoints saved before it are kept; fix "
+        f"the cause and start over with `peftrun {label} --overwrite`"
     )
 
 
 def watch_non_finite(plan: Plan, trainer: Any) -> None:
-    """Check every micro-batch's loss and, unless float16 loss scaling skips such steps by design, every
-    step's gradient norm."""
+    """Check every micro-batch's loss; unsharded, also every step's gradient norm (unless float16 loss scaling
+    skips such steps by design) and the trainable weights (sharded: the loss check alone)."""
     import torch
 
     training_step = trainer.training_step
@@ -55,55 +58,73 @@ def watch_non_finite(plan: Plan, trainer: Any) -> None:
     def checked_step(*args: Any, **kwargs: Any) -> Any:
         loss = training_step(*args, **kwargs)
         if not bool(torch.isfinite(loss).all()):
-            raise _non_finite("training loss", float(loss.float().mean()), trainer.state.global_step + 1, plan)
+            raise _diverged(f"the training loss became {float(loss.float().mean())}", trainer.state.global_step + 1,
+                            plan)
         return loss
 
     trainer.training_step = checked_step
-    sharded = getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)
-    if not trainer.args.fp16 and not sharded:  # sharded gradients: the loss check alone
-        trainer.add_callback(_gradient_callback(plan))
-    if not sharded:
-        trainer.add_callback(_weights_callback(plan))
+    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
+        trainer.add_callback(_divergence_callback(plan, gradients=not trainer.args.fp16))
 
 
-def _weights_callback(plan: Plan) -> Any:
-    """After every optimizer step (so also before the final save): the trainable weights are finite."""
+def _trained(model: Any) -> list[Any]:
+    return [p.detach() for p in model.parameters() if p.requires_grad] if model is not None else []
+
+
+def _check_weights(plan: Plan, model: Any, step: int) -> None:
+    import torch
+
+    bad = sum(int((~torch.isfinite(p)).sum()) for p in _trained(model))
+    if bad:
+        raise _diverged(f"{bad} trainable weights became non-finite (NaN or infinite)", step, plan,
+                        "training stopped and nothing was saved as finished")
+
+
+def _check_vanished(plan: Plan, model: Any, norms: list[tuple[int, float]]) -> None:
+    """A gradient norm exactly 0 at every step to the end after a non-zero one: the weights blew up and the model
+    saturated (short of that, a likelihood loss's gradient is not exactly 0). Reward trainers are not checked:
+    equal rewards within a group give zero advantages by design."""
+    if plan.trainer_type in REWARD_TRAINERS or not norms or norms[-1][1] != 0.0:
+        return
+    moved = [i for i, (_, norm) in enumerate(norms) if norm != 0.0]
+    if moved:
+        step, norm = norms[moved[-1]]
+        largest = max((float(p.abs().max()) for p in _trained(model) if p.numel()), default=0.0)
+        raise _diverged(f"the gradient norm fell from {norm:.3g} at step {step} to exactly 0", norms[moved[-1] + 1][0],
+                        plan, f"it stayed 0 to the last step ({norms[-1][0]}) with the largest trainable weight at "
+                        f"{largest:.3g}: the weights blew up and the model saturated, so nothing was saved as finished")
+
+
+def _divergence_callback(plan: Plan, gradients: bool) -> Any:
+    """The gradient norm before every optimizer step (when `gradients`), the trainable weights after it and again
+    when training ends (before anything is saved as finished), and a gradient that vanished for good."""
     from transformers import TrainerCallback
 
-    class NonFiniteWeights(TrainerCallback):
-        def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
-            import torch
+    norms: list[tuple[int, float]] = []  # (step, gradient norm) of every step this process ran
 
-            trained = [p for p in model.parameters() if p.requires_grad] if model is not None else []
-            bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in trained)
-            if bad:
-                label = str(plan.recipe.path or "RECIPE")
-                raise TrainingError(
-                    f"{bad} trainable weights became non-finite (NaN or infinite) at step {state.global_step + 1}: "
-                    f"training stopped and nothing was saved as finished. Usual causes: a learning rate too high "
-                    f"(trainer.learning_rate is {plan.training_args.get('learning_rate')}) or float16 overflow; "
-                    f"the checkpoints saved before it are kept; fix the cause and start over with `peftrun {label} "
-                    "--overwrite`")
-            return control
-
-    return NonFiniteWeights()
-
-
-def _gradient_callback(plan: Plan) -> Any:
-    from transformers import TrainerCallback
-
-    class NonFiniteGradient(TrainerCallback):
+    class Divergence(TrainerCallback):
         def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
             import torch
 
-            grads = [p.grad for p in model.parameters() if p.grad is not None] if model is not None else []
+            watched = gradients and model is not None
+            grads = [p.grad for p in model.parameters() if p.grad is not None] if watched else []
             if grads:
                 norm = float(torch.nn.utils.get_total_norm(grads))
                 if not math.isfinite(norm):
-                    raise _non_finite("gradient norm", norm, state.global_step + 1, plan)
+                    raise _diverged(f"the gradient norm became {norm}", state.global_step + 1, plan)
+                norms.append((state.global_step + 1, norm))
             return control
 
-    return NonFiniteGradient()
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+            _check_weights(plan, model, state.global_step + 1)
+            return control
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> Any:
+            _check_weights(plan, model, state.global_step)
+            _check_vanished(plan, model, norms)
+            return control
+
+    return Divergence()
 
 
 # --- free space --------------------------------------------------------------------------------------------

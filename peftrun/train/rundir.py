@@ -182,25 +182,53 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+# `git status` runs no command the work tree's configuration names: fsmonitor and hooks off (SAFE_CONFIG), every
+# filter driver blanked, no transport (a partial clone's lazy fetch), no submodule (each has its own configuration).
+STATUS = ("status", "--porcelain", "--ignore-submodules=all", "--no-renames")
+BLANK_FILTER = (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
+
+
+def _git(folder: str, *args: str, env: dict[str, str] | None = None) -> str | None:
+    try:
+        done = subprocess.run(["git", *SAFE_CONFIG, "--no-optional-locks", "-C", folder, *args], capture_output=True,
+                              text=True, timeout=10, stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _blanked_config(folder: str) -> dict[str, str]:
+    """The environment for a `git status` that runs no configured command: every filter driver the repository's
+    configuration (includes too) defines is blanked and not required, every transport refused. Given as
+    GIT_CONFIG_KEY_n / GIT_CONFIG_VALUE_n (command-line precedence; a driver's name may hold any character)."""
+    overrides = {"protocol.allow": "never"}
+    listed = _git(folder, "config", "--null", "--get-regexp", r"^(filter|protocol)\.") or ""
+    for entry in filter(None, listed.split("\0")):
+        section, _, rest = entry.split("\n", 1)[0].partition(".")
+        name = rest.rpartition(".")[0]
+        if section == "filter" and name:
+            overrides.update({f"filter.{name}.{key}": value for key, value in BLANK_FILTER})
+        elif section == "protocol" and name:
+            overrides[f"protocol.{name}.allow"] = "never"
+    env = dict(os.environ)
+    count = int(env["GIT_CONFIG_COUNT"]) if env.get("GIT_CONFIG_COUNT", "").isdigit() else 0
+    for index, (key, value) in enumerate(overrides.items(), start=count):
+        env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = key, value
+    env["GIT_CONFIG_COUNT"] = str(count + len(overrides))
+    return env
+
+
 def git_state(path: Path | None) -> dict[str, Any]:
-    """The recipe's git commit and whether its tree was dirty; nulls outside git. The work tree's own
-    configuration runs nothing (no fsmonitor command, no hooks, no index write)."""
+    """The recipe's git commit and whether its tree was dirty (submodules not looked into); nulls outside git.
+    The work tree's own configuration runs nothing (no fsmonitor command, hook, filter, fetch or index write)."""
     if path is None:
         return {"commit": None, "dirty": None}
     folder = str(path.resolve().parent)
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *SAFE_CONFIG, "--no-optional-locks", "-C", folder, *args], capture_output=True,
-                                  text=True, timeout=10, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
+    commit = _git(folder, "rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    return {"commit": commit.strip(), "dirty": bool((git("status", "--porcelain") or "").strip())}
+    status = _git(folder, *STATUS, env=_blanked_config(folder))
+    return {"commit": commit.strip(), "dirty": None if status is None else bool(status.strip())}
 
 
 def now() -> str:

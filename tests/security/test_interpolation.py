@@ -37,6 +37,7 @@ def test_undocumented_resolvers_are_refused_with_their_location(write, value: st
 
 
 def test_documented_interpolations_still_work(write, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """What the refusals must not break (passes before and after: a guard, not an attack)."""
     monkeypatch.setenv("PEFTRUN_TEST_SEED", "7")
     recipe = load_recipe(write("r.yaml", MINIMAL + "seed: ${oc.env:PEFTRUN_TEST_SEED}\noutput: {dir: 'runs/${name}'}\n"
                                "launch: {num_processes: '${oc.select:missing.key,1}'}\n"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_an_absolute_symlink_in_a_git_base_is_a_located_error(tmp_path: Path, gi
 
 @pytest.mark.parametrize("url", ["fd::17", "ext::sh -c touch% /tmp/pwned", "-upload-pack=x"])
 def test_transport_helpers_are_refused_at_once(write, git_cache: Path, url: str) -> None:  # noqa: F811
+    """`fd::17` hung for 300 s; `ext::` and option-like URLs were already refused (held, kept as guards)."""
     write("r.yaml", f"extends: 'git+{url}@v1#x.yaml'\n")
     started = time.monotonic()
     found = problem("r.yaml")
@@ -78,10 +80,20 @@ def test_credentials_in_a_git_url_are_never_recorded(team, write, capsys: pytest
 
 
 def test_hooks_of_a_fetched_repository_never_run(team, write, tmp_path: Path) -> None:  # noqa: F811
+    """Held before this issue (git copies no hooks or configuration when it fetches): kept as a guard that
+    peftrun never runs git inside the shared repository itself, where its hooks, fsmonitor and filters apply."""
     repo, _, _ = team
-    hook = repo.path / ".git" / "hooks" / "post-checkout"
-    hook.write_text(f"#!/bin/sh\ntouch {tmp_path}/pwned\n")
-    os.chmod(hook, 0o755)
+    command = f"#!/bin/sh\ntouch {tmp_path}/pwned\ncat\n"
+    for hook in ("post-checkout", "fsmonitor", "filter"):
+        (repo.path / ".git" / "hooks" / hook).write_text(command)
+        os.chmod(repo.path / ".git" / "hooks" / hook, 0o755)
+    git(repo.path, "config", "core.fsmonitor", str(repo.path / ".git" / "hooks" / "fsmonitor"))
+    for key in ("clean", "smudge"):
+        git(repo.path, "config", f"filter.x.{key}", str(repo.path / ".git" / "hooks" / "filter"))
+    (repo.path / ".git" / "info" / "attributes").write_text("* filter=x\n")
     write("r.yaml", f"extends: git+{repo.url}@v1#base.yaml\n")
     load_recipe("r.yaml")
     assert not (tmp_path / "pwned").exists()
+    os.utime(repo.path / "base.yaml", (1e9, 1e9))
+    subprocess.run(["git", "-C", str(repo.path), "status"], capture_output=True, check=False, timeout=30)
+    assert (tmp_path / "pwned").exists(), "git run inside the repository runs them: the plant is live"

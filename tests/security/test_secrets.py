@@ -29,6 +29,7 @@ def cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 @pytest.mark.parametrize("command", ["explain", "validate"])
 def test_explain_and_validate_never_print_an_environment_value(write, capsys, command: str) -> None:  # noqa: F811
+    """explain printed the value; validate never did (held, kept as a guard)."""
     path = write("r.yaml", MINIMAL.replace("org/model", "'${oc.env:PEFTRUN_TEST_LEAK}'"))
     code, text = cli([command, str(path)], capsys)
     assert code == 0 and SECRET not in text and (command == "validate" or "***" in text)
@@ -36,6 +37,8 @@ def test_explain_and_validate_never_print_an_environment_value(write, capsys, co
 
 @pytest.mark.parametrize("reference", ["'${model.revision}'", "'${.revision}'", "'${oc.select:model.revision}'"])
 def test_relative_and_selected_references_are_masked_in_the_resolved_recipe(write, reference: str) -> None:  # noqa: F811
+    """A relative or selected reference wrote the value into recipe.resolved.yaml; a plain one was already masked
+    (held, kept as a guard)."""
     text = MINIMAL.replace("{name_or_path: org/model}", "{name_or_path: org/model, revision: '${oc.env:PEFTRUN_TEST_LEAK}', "
                            f"tokenizer: {reference}}}")
     saved = resolved_recipe_text(resolve(load_recipe(write("r.yaml", text))))
@@ -51,10 +54,23 @@ def test_a_secret_in_a_name_or_a_training_argument_is_refused(write) -> None:  #
     assert all("cannot be read from the environment" in p for p in found) and SECRET not in str(info.value)
 
 
-def test_errors_of_every_layer_mask_the_value(write, capsys) -> None:  # noqa: F811
-    path = write("r.yaml", MINIMAL.replace("org/data", "'/nowhere/${oc.env:PEFTRUN_TEST_LEAK}.jsonl'"))
+LEAK = "'org/${oc.env:PEFTRUN_TEST_LEAK}'"
+
+
+@pytest.mark.parametrize(("model", "data", "exit_code"), [
+    ("{name_or_path: MODEL}", LEAK, 3),  # the data layer: a hub dataset not in the cache
+    (f"{{name_or_path: {LEAK}}}", "DATA", 4),  # the model layer: a hub model not in the cache
+    (f"{{name_or_path: MODEL, tokenizer: {LEAK}}}", "DATA", 4),
+    ("{name_or_path: MODEL}", "'/nowhere/${oc.env:PEFTRUN_TEST_LEAK}.jsonl'", 2),  # held before: a recipe error
+])
+def test_errors_of_every_layer_mask_the_value(write, capsys, tiny_model_dir: Path, data_dir: Path,  # noqa: F811
+                                              model: str, data: str, exit_code: int) -> None:
+    """The hub ids were printed by the data and model layers' "not in the cache" errors; a missing local data
+    file was already a recipe error that did not print the value."""
+    text = f"model: {model}\ntrainer: {{type: sft}}\ndataset: {{path: {data}}}\n"
+    path = write("r.yaml", text.replace("MODEL", str(tiny_model_dir)).replace("DATA", str(data_dir / "sft.jsonl")))
     code, text = cli(["data", str(path)], capsys)
-    assert code != 0 and SECRET not in text
+    assert code == exit_code and SECRET not in text and (exit_code == 2 or "'***' is not a local path" in text), text
 
 
 def test_a_dry_run_never_prints_the_value(write, capsys, tiny_model_dir: Path, data_dir: Path) -> None:  # noqa: F811

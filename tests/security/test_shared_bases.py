@@ -52,11 +52,16 @@ def test_trust_remote_code_inside_a_mapping_of_keyword_arguments(write) -> None:
     assert "trainer.generation_kwargs.trust_remote_code: the base file base.yaml" in problems("r.yaml")[0]
 
 
-@pytest.mark.parametrize("value", ["${oc.create:{trust_remote_code: true}}", "${oc.decode:'true'}", "${oc.env:X,true}"])
-def test_a_resolver_cannot_hide_where_a_value_came_from(write, value: str) -> None:  # noqa: F811
-    write("base.yaml", MINIMAL.replace("{name_or_path: org/model}", f"{{name_or_path: org/model, trust_remote_code: \"{value}\"}}"))
+@pytest.mark.parametrize(("model", "key"), [
+    ('"${oc.create:{name_or_path: org/model, trust_remote_code: true}}"', "model"),  # created: no file, no line
+    ("{name_or_path: org/model, trust_remote_code: \"${oc.decode:'true'}\"}", "model.trust_remote_code"),
+    ('{name_or_path: org/model, trust_remote_code: "${oc.env:X,true}"}', "model.trust_remote_code"),
+])
+def test_a_resolver_cannot_hide_where_a_value_came_from(write, model: str, key: str) -> None:  # noqa: F811
+    """Before: the base's created `model` section loaded with trust_remote_code on (its values had no provenance)."""
+    write("base.yaml", MINIMAL.replace("{name_or_path: org/model}", model))
     write("r.yaml", "extends: base.yaml\n")
-    assert any("model.trust_remote_code" in p for p in problems("r.yaml")), problems("r.yaml")
+    assert any(p.startswith("base.yaml:") and f": {key}: " in p for p in problems("r.yaml")), problems("r.yaml")
 
 
 def test_a_reference_in_the_users_file_to_a_foreign_value_is_foreign(write) -> None:  # noqa: F811

@@ -14,7 +14,7 @@ from peftrun.errors import RunDirError
 from peftrun.recipe.loader import load_recipe
 from peftrun.train import lock, publish
 from peftrun.train.rundir import git_state
-from tests.git_repos import GIT_ENV
+from tests.git_repos import GIT_ENV, Repo, git
 from tests.recipe_files import MINIMAL, write  # noqa: F401 - fixture
 
 
@@ -83,6 +83,45 @@ def test_the_end_of_run_git_status_runs_no_fsmonitor(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+def _planted_work_tree(tmp_path: Path, attack: str) -> tuple[Repo, Path]:
+    """A recipe's work tree whose own configuration names a command (it creates tmp_path/pwned), and the file whose
+    stale index entry makes `git status` read it through that command. Returns (repository, that file)."""
+    command = f"touch {tmp_path}/pwned; cat"
+    repo = Repo(tmp_path / "repo")
+    driver = "a.b=c" if attack == "included filter with an odd name" else "x"
+    files = {"r.yaml": MINIMAL, ".gitattributes": f"* filter={driver}\n"}
+    if attack == "filter in a nested repository":
+        nested = Repo(repo.path / "sub")
+        nested.commit({"f": "x\n", ".gitattributes": "* filter=x\n"})
+        git(nested.path, "config", "filter.x.clean", command)
+        files, stale = {"r.yaml": MINIMAL}, nested.path / "f"
+    else:
+        stale = repo.path / "r.yaml"
+    repo.commit(files)
+    if attack == "clean filter":
+        git(repo.path, "config", "filter.x.clean", command)
+    elif attack == "required process filter":
+        git(repo.path, "config", "filter.x.process", f"touch {tmp_path}/pwned")
+        git(repo.path, "config", "filter.x.required", "true")
+    elif attack == "included filter with an odd name":
+        (tmp_path / "included.cfg").write_text(f'[filter "{driver}"]\n\tclean = {command}\n')
+        git(repo.path, "config", "include.path", str(tmp_path / "included.cfg"))
+    os.utime(stale, (1e9, 1e9))  # its stat no longer matches the index: git compares the content
+    return repo, stale
+
+
+@pytest.mark.parametrize("attack", ["clean filter", "required process filter", "included filter with an odd name",
+                                    "filter in a nested repository"])
+def test_the_end_of_run_git_status_runs_no_filter_of_the_work_tree(tmp_path: Path, attack: str) -> None:
+    repo, stale = _planted_work_tree(tmp_path, attack)
+    state = git_state(repo.path / "r.yaml")
+    assert not (tmp_path / "pwned").exists()
+    assert state == {"commit": git(repo.path, "rev-parse", "HEAD"), "dirty": False}
+    subprocess.run(["git", "-C", str(stale.parent), "status", "--porcelain"], capture_output=True, check=False,
+                   env={**os.environ, **GIT_ENV}, timeout=30)
+    assert (tmp_path / "pwned").exists(), "a plain `git status` runs the planted command: the attack is real"
+
+
 def test_a_pushed_repository_is_private_unless_the_recipe_says_otherwise(write, tmp_path: Path,  # noqa: F811
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import HfApi
@@ -93,3 +132,19 @@ def test_a_pushed_repository_is_private_unless_the_recipe_says_otherwise(write, 
     publish.push_run(tmp_path, "me/run", load_recipe(write("r.yaml", MINIMAL)).output.private)
     publish.push_run(tmp_path, "me/run", load_recipe(write("p.yaml", MINIMAL + "output: {private: false}\n")).output.private)
     assert [c["private"] for c in created] == [True, False]
+
+
+@pytest.mark.parametrize(("output", "private"), [("{push_to_hub: true, hub_model_id: me/run}", True),
+                                                 ("{push_to_hub: true, hub_model_id: me/run, private: false}", False)])
+def test_an_exported_trl_config_pushes_privately_unless_the_recipe_says_otherwise(
+        write, tmp_path: Path, output: str, private: bool) -> None:  # noqa: F811
+    """TRL's trainer creates a public repository unless `hub_private_repo` is true (transformers' TrainingArguments);
+    the exported config says what peftrun's own push does. Read back by the TRL script's own parser."""
+    from peftrun import resolve
+    from peftrun.recipe.gpus import target_hardware
+    from tests.interop.test_export_trl import parsed
+
+    plan = resolve(load_recipe(write("r.yaml", MINIMAL + f"output: {output}\n")), target_hardware(None, None))
+    exported, (_, config, *_) = parsed(tmp_path, plan)
+    assert "hub_private_repo: " + str(private).lower() in exported.text("test")
+    assert (config.push_to_hub, config.hub_model_id, config.hub_private_repo) == (True, "me/run", private)

@@ -11,9 +11,9 @@ from peftrun.sweep.trial import exit_class, plan_gate
 
 
 def test_exit_statuses_name_their_failure_class() -> None:
-    assert [exit_class(c) for c in (1, 2, 3, 4, 5, 6, 7, 8, 9, 130, 70, -9, 42)] == [
+    assert [exit_class(c) for c in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 130, 70, -9, 42)] == [
         "PeftrunError", "RecipeError", "DataError", "ModelLoadError", "RunDirError", "TrainingError", "LaunchError",
-        "HubError", "NotCarried", "Interrupted", "internal error", "killed by SIGKILL", "exit 42"]
+        "HubError", "NotCarried", "DivergedError", "Interrupted", "internal error", "killed by SIGKILL", "exit 42"]
 
 
 def test_values_that_do_not_go_together_are_refused_before_the_trial(in_tmp: Path) -> None:

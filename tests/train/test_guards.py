@@ -15,7 +15,7 @@ import yaml
 
 import peftrun
 from peftrun.cli import main
-from peftrun.errors import RunDirError, TrainingError
+from peftrun.errors import DivergedError, RunDirError
 from peftrun.train import checkpoints
 from tests.train.test_crash import reference  # noqa: F401 (a fixture)
 from tests.train.test_resume import RESUMABLE, assert_same_weights, model_with_hook, resume_counting_steps
@@ -27,11 +27,11 @@ def test_a_non_finite_loss_stops_the_run_at_once_and_keeps_the_last_good_checkpo
     calls: list[int] = []
     data = recipe(tiny_model_dir, data_dir / "sft.jsonl", {"type": "sft", "max_steps": 20, "save_steps": 1,
                                                           "learning_rate": 1.0e30}, LORA)
-    with pytest.raises(TrainingError, match=r"the training loss became nan at step 2: training stopped before applying "
+    with pytest.raises(DivergedError, match=r"the training loss became nan at step 2: training stopped before applying "
                                             r"it. Usual causes: a learning rate too high \(trainer.learning_rate is "
                                             r"1e\+30\), float16 overflow .* or bad data") as raised:
         peftrun.run(data, model=model_with_hook(tiny_model_dir, calls))
-    assert raised.value.exit_code == 6 and len(calls) == 2
+    assert raised.value.exit_code == 10 and len(calls) == 2
     run_dir = in_tmp / "runs/t"
     assert [p.name for p in checkpoints.complete_checkpoints(run_dir)] == ["checkpoint-1"]
     assert not (run_dir / "adapter_model.safetensors").exists() and not (run_dir / "manifest.json").exists()
