@@ -251,6 +251,7 @@ KEYS = (
     Key("seed", "seed"),
     Key("push_to_hub", "output.push_to_hub", "and hub_model_id: output_dir's last folder unless given", _push),
     Key("hub_model_id", "output.hub_model_id", convert=_hub),
+    Key("hub_private_repo", "output.private"),
     Key("model_init_kwargs", reason="peftrun's `model` section says how the model loads"),
     Key("resume_from_checkpoint", reason="run `peftrun RECIPE --resume`"),
     Key("fsdp", "launch", "full_shard / shard_grad_op ... -> strategy fsdp; offload -> offload_params", _fsdp),

@@ -28,7 +28,7 @@ from typing import Any
 
 from peftrun.errors import DivergedError, PeftrunError, RunDirError
 from peftrun.recipe.plan import Plan
-from peftrun.recipe.schema import REWARD_TRAINERS
+from peftrun.recipe.trainer_types import TRAINERS
 
 DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
                errno.EDQUOT: "the disk quota is exceeded"}
@@ -84,7 +84,7 @@ def _check_vanished(plan: Plan, model: Any, norms: list[tuple[int, float]]) -> N
     """A gradient norm exactly 0 at every step to the end after a non-zero one: the weights blew up and the model
     saturated (short of that, a likelihood loss's gradient is not exactly 0). Reward trainers are not checked:
     equal rewards within a group give zero advantages by design."""
-    if plan.trainer_type in REWARD_TRAINERS or not norms or norms[-1][1] != 0.0:
+    if TRAINERS[plan.trainer_type].rewards or not norms or norms[-1][1] != 0.0:
         return
     moved = [i for i, (_, norm) in enumerate(norms) if norm != 0.0]
     if moved:

@@ -26,6 +26,7 @@ OWNED_ELSEWHERE: dict[str, str] = {
     "seed": "use the top-level `seed`",
     "push_to_hub": "use output.push_to_hub",
     "hub_model_id": "use output.hub_model_id",
+    "hub_private_repo": "use output.private (peftrun's push creates the repository; private unless it says false)",
     "hub_token": "set the HF_TOKEN environment variable; secrets never go in a recipe",
     "resume_from_checkpoint": "run `peftrun RECIPE --resume`",
     "model_init_kwargs": "use the `model` section",
