@@ -191,7 +191,7 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": settings.reentrant})
         if skeleton.peft is not None:
             model.enable_input_require_grads()
-    if settings.trainer != "reward" and not settings.full_logits:
+    if settings.trainer != "reward" and not settings.full_logits and not settings.loss_chunk:
         add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))
     if autocast is not None:  # autocast computes fp32 weights in the half dtype: so does the step (the 16-bit
         for param in model.parameters():  # copies of frozen fp32 weights it keeps are counted apart)
@@ -201,17 +201,31 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
     return model
 
 
-def _forward(model: Any, settings: Settings) -> Any:
+def _forward(model: Any, settings: Settings) -> tuple[Any, Any]:
+    """The loss of one micro-batch, and what the training loop keeps alive with it until the backward pass."""
     import torch
 
     shape = (1, settings.rows * settings.length) if settings.flattened else (settings.rows, settings.length)
     ids = torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
     if settings.trainer == "reward":
-        return model(input_ids=ids, use_cache=False).logits.sum()
+        return model(input_ids=ids, use_cache=False).logits.sum(), None
+    if settings.loss_chunk:
+        return _chunked_loss(model, ids, settings.loss_chunk)
     if settings.full_logits:
-        return model(input_ids=ids, labels=ids, use_cache=False).loss
+        return model(input_ids=ids, labels=ids, use_cache=False).loss, None
     out = model(input_ids=ids, labels=ids, use_cache=False, fused_lm_head=True)
-    return -out.log_probs.sum() / settings.rows
+    return -out.log_probs.sum() / settings.rows, None
+
+
+def _chunked_loss(model: Any, ids: Any, chunk: int) -> tuple[Any, Any]:
+    """litgpt's loss (litgpt/utils.py `chunked_cross_entropy`, litgpt 43c44323): cross-entropy of the logits in
+    the model's dtype (no float32 copy), `chunk` tokens at a time; its loop holds the logits through backward."""
+    import torch
+
+    logits = model(input_ids=ids, use_cache=False).logits
+    losses = [torch.nn.functional.cross_entropy(piece.reshape(-1, piece.shape[-1]), target.reshape(-1), reduction="none")
+              for piece, target in zip(logits.split(chunk, dim=1), ids.split(chunk, dim=1))]
+    return torch.cat(losses).sum(), logits
 
 
 def _skip(*args: Any, **kwargs: Any) -> None:
@@ -279,6 +293,8 @@ def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, 
         with torch.no_grad(), LiveBytes() as reference:
             _forward(model, settings)
         with LiveBytes() as step, _offloaded(settings.offload_activations):
-            _forward(model, settings).backward()
+            loss, held = _forward(model, settings)
+            loss.backward()
+            del loss, held
     gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
     return StepPeak(step.peak, gradients, reference.peak)

@@ -38,6 +38,10 @@ class Settings:
     offload_activations: bool = False  # TRL's activation_offloading: saved activations to the CPU
     compile: bool = False  # torch_compile
     bnb_saves_input: bool = False  # bitsandbytes before its fused 4-bit kernels kept each 4-bit layer's input
+    # the trainable weights' dtype where another training loop keeps them (litgpt's bf16-true and torchtune keep
+    # LoRA weights in the model's dtype; PEFT, as peftrun runs it, upcasts them to float32: autocast_adapter_dtype)
+    adapter_dtype: str | None = None
+    loss_chunk: int = 0  # litgpt's loss: the logits in the model's dtype, cross-entropy in chunks of this many tokens
 
     @property
     def sharded(self) -> bool:
