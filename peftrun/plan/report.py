@@ -71,7 +71,7 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     lines = [
         f"parameters  {params['trainable']:,} trainable of {params['total']:,} ({share:.4%})",
         f"per device  {_device(gpu)}, {_parallelism(assumed)}; "
-        f"batch {assumed['batch']} x {assumed['length']} tokens ({assumed['length_source']})"
+        f"batch {assumed['batch']} x {assumed['length']} tokens ({assumed['length_source'].split(';')[0]})"
         f"{' in one padding-free row' if assumed['padding_free_row'] else ''}, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
         f"{assumed['optimizer']}, loss via {assumed['loss']}",
         "",
@@ -80,6 +80,7 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
         *(f"  {FIGURES[key]}: {value:.2f} GB" for key, value in memory["figures"].items()),
         *([f"  CPU RAM per node for offloaded states: {memory['cpu_ram_per_node']:.2f} GB"] if memory["cpu_ram_per_node"] else []),
         f"  band: {assumed['band']}",
+        f"  tokens per row: {assumed['length_source']}",
         *(f"  note: {note}" for note in assumed["notes"]),
         "",
         _verdict(data),
