@@ -41,7 +41,8 @@ class Settings:
     # the trainable weights' dtype where another training loop keeps them (litgpt's bf16-true and torchtune keep
     # LoRA weights in the model's dtype; PEFT, as peftrun runs it, upcasts them to float32: autocast_adapter_dtype)
     adapter_dtype: str | None = None
-    loss_chunk: int = 0  # litgpt's loss: the logits in the model's dtype, cross-entropy in chunks of this many tokens
+    # another training loop's own loss path (peftrun.plan.activations.LOOP_LOSSES): "litgpt" | "torchtune"
+    loop_loss: str | None = None
 
     @property
     def sharded(self) -> bool:

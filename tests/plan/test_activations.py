@@ -44,15 +44,17 @@ def test_meta_step_peak_equals_the_real_step(make_plan: Any, checkpointing: bool
     assert abs(estimate.peak - real) <= 0.02 * real
 
 
-def test_litgpt_chunked_loss_step_equals_the_real_step(make_plan: Any) -> None:
-    """litgpt's loss (logits kept in the model's dtype through backward, cross-entropy 16 tokens at a time): the
-    meta step's peak is the real step's, and differs from the model's own loss on full logits."""
-    plan = make_plan({"method": "lora", "r": 4}, {"max_length": 64, "per_device_train_batch_size": 3})
-    chunked = dataclasses.replace(read_settings(plan), full_logits=True, loss_chunk=16)
-    estimate = activations.measure_step(skeleton_for(plan), chunked, "sdpa", cuda=False, autocast=None)
-    real = real_peak(plan, chunked)
+@pytest.mark.parametrize("loop", ["litgpt", "torchtune"])
+def test_other_loops_loss_step_equals_the_real_step(make_plan: Any, loop: str) -> None:
+    """Another loop's loss path (litgpt: logits in the model's dtype, cross-entropy 128 tokens at a time;
+    torchtune: shifted float32 logits held through backward): the meta step's peak is the real step's, and
+    differs from the model's own loss on full logits."""
+    plan = make_plan({"method": "lora", "r": 4}, {"max_length": 300, "per_device_train_batch_size": 2})
+    settings = dataclasses.replace(read_settings(plan), full_logits=True, loop_loss=loop)
+    estimate = activations.measure_step(skeleton_for(plan), settings, "sdpa", cuda=False, autocast=None)
+    real = real_peak(plan, settings)
     assert abs(estimate.peak - real) <= 0.02 * real
-    full = dataclasses.replace(chunked, loss_chunk=0)
+    full = dataclasses.replace(settings, loop_loss=None)
     assert estimate.peak != activations.measure_step(skeleton_for(plan), full, "sdpa", cuda=False, autocast=None).peak
 
 
