@@ -66,7 +66,7 @@ def real_peak(plan) -> int:  # noqa: ANN001
     model = activations._prepare(skeleton, settings, plan.recipe.model.attn_implementation or "sdpa", None)
     with activations._meta_stand_ins(cuda=False):
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            activations._forward(model, settings).backward()
+            activations._forward(model, settings)[0].backward()
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     live = peak = 0
     for _, size in events:
@@ -102,7 +102,7 @@ def exact_parts(directory: Path) -> None:
     loaded = sum(p.numel() * p.element_size() for p in real.model.parameters())
     model = activations._prepare(real, read_settings(plan), "sdpa", None)
     with activations._meta_stand_ins(cuda=False):
-        activations._forward(model, read_settings(plan)).backward()
+        activations._forward(model, read_settings(plan))[0].backward()
     grads = sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
     optimizer.step()

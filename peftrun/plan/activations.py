@@ -192,7 +192,7 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": settings.reentrant})
         if skeleton.peft is not None:
             model.enable_input_require_grads()
-    if not TRAINERS[settings.trainer].sequence_classification and not settings.full_logits:
+    if not TRAINERS[settings.trainer].sequence_classification and not settings.full_logits and not settings.loop_loss:
         add_fused_lm_head(base, outputs=("log_probs", "entropy", "is_top1"))
     if autocast is not None:  # autocast computes fp32 weights in the half dtype: so does the step (the 16-bit
         for param in model.parameters():  # copies of frozen fp32 weights it keeps are counted apart)
@@ -202,17 +202,49 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
     return model
 
 
-def _forward(model: Any, settings: Settings) -> Any:
+def _forward(model: Any, settings: Settings) -> tuple[Any, Any]:
+    """The loss of one micro-batch, and what the training loop keeps alive with it until the backward pass."""
     import torch
 
     shape = (1, settings.rows * settings.length) if settings.flattened else (settings.rows, settings.length)
     ids = torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
     if TRAINERS[settings.trainer].sequence_classification:
-        return model(input_ids=ids, use_cache=False).logits.sum()
+        return model(input_ids=ids, use_cache=False).logits.sum(), None
+    if settings.loop_loss:
+        return LOOP_LOSSES[settings.loop_loss](model, ids)
     if settings.full_logits:
-        return model(input_ids=ids, labels=ids, use_cache=False).loss
+        return model(input_ids=ids, labels=ids, use_cache=False).loss, None
     out = model(input_ids=ids, labels=ids, use_cache=False, fused_lm_head=True)
-    return -out.log_probs.sum() / settings.rows
+    return -out.log_probs.sum() / settings.rows, None
+
+
+LITGPT_CHUNK = 128  # litgpt's lm_head_chunk_size and chunked_cross_entropy's chunk_size in its finetune loops
+
+
+def _litgpt_loss(model: Any, ids: Any) -> tuple[Any, Any]:
+    """litgpt's loss (litgpt/utils.py `chunked_cross_entropy`, litgpt 43c44323): cross-entropy of the logits in
+    the model's dtype (no float32 copy), 128 tokens at a time; its loop holds the logits through backward."""
+    import torch
+
+    logits = model(input_ids=ids, use_cache=False).logits
+    losses = [torch.nn.functional.cross_entropy(piece.reshape(-1, piece.shape[-1]), target.reshape(-1), reduction="none")
+              for piece, target in zip(logits.split(LITGPT_CHUNK, dim=1), ids.split(LITGPT_CHUNK, dim=1))]
+    return torch.cat(losses).sum(), logits
+
+
+def _torchtune_loss(model: Any, ids: Any) -> tuple[Any, Any]:
+    """torchtune's loss (recipes/*_finetune_*.py @0217d44c): its decoder returns float32 logits
+    (`self.output(h).float()`), the loop shifts them into a contiguous copy, transposes it for
+    torch.nn.CrossEntropyLoss and holds that copy through backward."""
+    import torch
+
+    logits = model(input_ids=ids, use_cache=False).logits.float()
+    shifted = logits[..., :-1, :].contiguous().transpose(1, 2)
+    del logits
+    return torch.nn.functional.cross_entropy(shifted, ids[..., 1:].contiguous()), shifted
+
+
+LOOP_LOSSES = {"litgpt": _litgpt_loss, "torchtune": _torchtune_loss}
 
 
 def _skip(*args: Any, **kwargs: Any) -> None:
@@ -280,6 +312,8 @@ def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, 
         with torch.no_grad(), LiveBytes() as reference:
             _forward(model, settings)
         with LiveBytes() as step, _offloaded(settings.offload_activations):
-            _forward(model, settings).backward()
+            loss, held = _forward(model, settings)
+            loss.backward()
+            del loss, held
     gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
     return StepPeak(step.peak, gradients, reference.peak)

@@ -96,6 +96,17 @@ def _autocast_copies(skeleton: Skeleton, settings: Settings, autocast: str | Non
     return (max(per_layer, default=0) if settings.checkpointing else sum(per_layer))
 
 
+def _cast_trainable(skeleton: Skeleton, dtype: str | None) -> None:
+    """Trainable floating-point weights in `dtype` (Settings.adapter_dtype: another loop's layout)."""
+    if dtype is None:
+        return
+    import torch
+
+    for param in skeleton.model.parameters():
+        if param.requires_grad and param.is_floating_point():
+            param.data = param.data.to(getattr(torch, dtype))
+
+
 def _rank(plan: Plan, skeleton: Skeleton, settings: Settings, autocast: str | None) -> Rank:
     weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
     optimizer, _ = optimizer_bytes(skeleton, settings.optim)
@@ -124,6 +135,7 @@ def estimate(plan: Plan, settings: Settings | None = None, mixed_precision: bool
     counts = count(skeleton)
     settings = settings or read_settings(plan)
     autocast = _autocast(plan, mixed_precision)
+    _cast_trainable(skeleton, settings.adapter_dtype)
     notes: list[str] = []
     _, note = optimizer_bytes(skeleton, settings.optim)
     notes += [note] if note else []

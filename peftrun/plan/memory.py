@@ -44,11 +44,28 @@ class Breakdown:
 
 def _quantized_bytes(numel: int, out_features: int, quant: Any) -> int:
     """Bytes of one bitsandbytes-quantized weight with its quantization constants."""
+    return (numel if quant.bits == 8 else math.ceil(numel / 2)) + _constants_bytes(numel, out_features, quant)
+
+
+def _constants_bytes(numel: int, out_features: int, quant: Any) -> int:
+    """The quantization constants of one weight: int8, one fp32 scale per output row; 4-bit, the absmax per 64
+    values (fp32, or uint8 with a second level of fp32 per 256 and its 256-value code under double quantization)
+    and the 16-value code."""
     if quant.bits == 8:
-        return numel + out_features * 4  # int8 weight + one fp32 scale per output row
+        return out_features * 4
     blocks = math.ceil(numel / 64)
-    constants = blocks + math.ceil(blocks / 256) * 4 + 256 * 4 + 4 if quant.double_quant else blocks * 4
-    return math.ceil(numel / 2) + constants + 16 * 4  # packed 4-bit + absmax (+ nested) + the 4-bit code
+    absmax = blocks + math.ceil(blocks / 256) * 4 + 256 * 4 + 4 if quant.double_quant else blocks * 4
+    return absmax + 16 * 4
+
+
+def quantization_constants(skeleton: Skeleton, quant: Any) -> int:
+    """Bytes of every quantized weight's constants. bitsandbytes keeps them in the layer's `quant_state` (a module
+    attribute, not a parameter: bitsandbytes/nn/modules.py fix_4bit_weight_quant_state_from_module, "the quant
+    state got lost when the parameter got converted. This happens for example for fsdp"), so FSDP and ZeRO-3
+    shard only the packed weights and every rank holds all the constants."""
+    if quant is None:
+        return 0
+    return sum(_constants_bytes(numel, out, quant) for numel, out in quantized_weights(skeleton).values())
 
 
 def quantized_weights(skeleton: Skeleton) -> dict[int, tuple[int, int]]:
@@ -178,6 +195,7 @@ def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
         persistent=sum(sizes[id(p)] for p in model.parameters() if p.numel() <= PERSISTENCE_THRESHOLD),
         trainable_numel=sum(p.numel() for p in model.parameters() if p.requires_grad),
         frozen_half=sum(halves[id(p)] for p in model.parameters() if not p.requires_grad),
+        replicated=quantization_constants(skeleton, quant),
     )
 
 

@@ -6,11 +6,24 @@ from typing import Any
 
 from peftrun.plan.estimate import Estimate
 from peftrun.plan.memory import CPU_PROCESS, CUDA_CONTEXT, NCCL, RESERVED
+from peftrun.plan.settings import PROMPT_TOKENS, Settings
 from peftrun.plan.suggest import Suggestion
+from peftrun.recipe.trainer_types import TRAINERS
 
 PARTS = ("weights", "adapter", "gradients", "optimizer", "activations", "gathered", "buffers", "overhead")
 FIGURES = {"live": "live tensors (torch.cuda.max_memory_allocated)", "reserved": "allocator reserved "
            "(torch.cuda.max_memory_reserved)", "device": "what nvidia-smi shows (reserved + CUDA context + NCCL)"}
+
+
+# The plan never loads the tokenizer (only the model's config.json), so it never reads the data's own lengths
+UNREAD = "the data's lengths need the tokenizer, which plan does not load: `peftrun data RECIPE` shows them"
+
+
+def length_source(settings: Settings) -> str:
+    """Which figure the tokens per row are, and why not the data's longest example."""
+    if TRAINERS[settings.trainer].generates:
+        return f"{settings.trainer.upper()}: {PROMPT_TOKENS} prompt tokens assumed + max_completion_length"
+    return f"max_length, every row assumed this long (the longest batch's peak); {UNREAD}"
 
 
 def gb(size: int | None) -> float | None:
@@ -41,6 +54,7 @@ def as_data(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
         "fits": estimate.fits,
         "margin_gb": gb(estimate.margin),
         "assumptions": {"batch": settings.batch, "rows": settings.rows, "length": settings.length,
+                        "length_source": length_source(settings),
                         "padding_free_row": settings.flattened,
                         "checkpointing": settings.checkpointing, "optimizer": settings.optim,
                         "loss": "full logits" if settings.full_logits else "TRL fused LM head",
@@ -57,9 +71,8 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     share = params["trainable"] / params["total"] if params["total"] else 0.0
     lines = [
         f"parameters  {params['trainable']:,} trainable of {params['total']:,} ({share:.4%})",
-        f"per device  {_machines(gpu)} {gpu['name']} ({gpu['memory_gb']} GB), {assumed['strategy']} over {assumed['processes']} "
-        f"process{'es' if assumed['processes'] != 1 else ''}; "
-        f"batch {assumed['batch']} x {assumed['length']} tokens"
+        f"per device  {_device(gpu)}, {_parallelism(assumed)}; "
+        f"batch {assumed['batch']} x {assumed['length']} tokens ({assumed['length_source'].split(';')[0]})"
         f"{' in one padding-free row' if assumed['padding_free_row'] else ''}, checkpointing {'on' if assumed['checkpointing'] else 'off'}, "
         f"{assumed['optimizer']}, loss via {assumed['loss']}",
         "",
@@ -68,6 +81,7 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
         *(f"  {FIGURES[key]}: {value:.2f} GB" for key, value in memory["figures"].items()),
         *([f"  CPU RAM per node for offloaded states: {memory['cpu_ram_per_node']:.2f} GB"] if memory["cpu_ram_per_node"] else []),
         f"  band: {assumed['band']}",
+        f"  tokens per row: {assumed['length_source']}",
         *(f"  note: {note}" for note in assumed["notes"]),
         "",
         _verdict(data),
@@ -77,9 +91,19 @@ def as_text(estimate: Estimate, suggestions: list[Suggestion] | None = None) -> 
     return "\n".join(lines)
 
 
-def _machines(gpu: dict[str, Any]) -> str:
-    per_node = gpu["count"]
-    return f"{gpu['nodes']} nodes x {per_node}" if gpu["nodes"] > 1 else f"{per_node} x"
+def _device(gpu: dict[str, Any]) -> str:
+    """The memory a rank plans against: a GPU's, or this machine's RAM when it has no GPU."""
+    if gpu["name"] == "cpu":
+        return f"CPU RAM of this machine ({gpu['memory_gb']} GB)"
+    machines = f"{gpu['nodes']} nodes x {gpu['count']}" if gpu["nodes"] > 1 else f"{gpu['count']} x"
+    return f"{machines} {gpu['name']} ({gpu['memory_gb']} GB)"
+
+
+def _parallelism(assumed: dict[str, Any]) -> str:
+    processes = assumed["processes"]
+    if processes == 1:
+        return "one process (no data parallelism)"
+    return f"{assumed['strategy']} over {processes} processes"
 
 
 def _verdict(data: dict[str, Any]) -> str:

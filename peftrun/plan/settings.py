@@ -39,6 +39,11 @@ class Settings:
     offload_activations: bool = False  # TRL's activation_offloading: saved activations to the CPU
     compile: bool = False  # torch_compile
     bnb_saves_input: bool = False  # bitsandbytes before its fused 4-bit kernels kept each 4-bit layer's input
+    # the trainable weights' dtype where another training loop keeps them (litgpt's bf16-true and torchtune keep
+    # LoRA weights in the model's dtype; PEFT, as peftrun runs it, upcasts them to float32: autocast_adapter_dtype)
+    adapter_dtype: str | None = None
+    # another training loop's own loss path (peftrun.plan.activations.LOOP_LOSSES): "litgpt" | "torchtune"
+    loop_loss: str | None = None
 
     @property
     def sharded(self) -> bool:

@@ -41,6 +41,7 @@ class Layout:
     persistent: int  # parameters ZeRO-3 keeps gathered (numel under the persistence threshold)
     trainable_numel: int
     frozen_half: int = 0  # the weights that do not train, in 16 bits (quantized ones as stored)
+    replicated: int = 0  # part of the weights no strategy shards: bitsandbytes' quantization constants
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,21 @@ def replica(states: States, offload_optimizer: bool = False) -> Rank:
     return Rank(states.weights, states.adapter, states.gradients, optimizer, 0, 0, states.optimizer - optimizer)
 
 
+def sharded(weights: int, replicated: int, n: int) -> int:
+    """One rank's part of the weights: 1/n of what is sharded, and all of what is not."""
+    return (weights - replicated) // n + replicated
+
+
 def fsdp(states: States, layout: Layout, n: int, offload_params: bool = False) -> Rank:
     """FULL_SHARD over `n` ranks (a node's GPUs for hybrid sharding)."""
     if n <= 1:
         return replica(states)
-    shard = Rank(states.weights // n, states.adapter // n, states.gradients // n, states.optimizer // n, 0, 0, 0)
+    shard = Rank(sharded(states.weights, layout.replicated, n), states.adapter // n, states.gradients // n,
+                 states.optimizer // n, 0, 0, 0)
     in_flight = layout.root + FSDP_IN_FLIGHT * layout.unit
     if offload_params:  # the shards, their gradients and the optimizer live on the CPU; the GPU gathers whole units
-        cpu = shard.weights + shard.adapter + shard.gradients + shard.optimizer
-        return Rank(0, 0, layout.unit_grads, 0, in_flight, 0, cpu)
+        cpu = shard.weights - layout.replicated + shard.adapter + shard.gradients + shard.optimizer
+        return Rank(layout.replicated, 0, layout.unit_grads, 0, in_flight, 0, cpu)
     gathered = in_flight - in_flight // n  # this rank's own shard is already counted in weights
     return Rank(shard.weights, shard.adapter, shard.gradients + layout.unit_grads, shard.optimizer, gathered, 0, 0)
 
@@ -103,13 +110,13 @@ def zero(states: States, layout: Layout, stage: int, n: int, mixed: bool, offloa
     grads = {1: half_grads, 2: half_grads // n}.get(stage, 0)
     gathered = 0
     if stage == 3:
-        weights, adapter = weights // n, adapter // n
+        weights, adapter = sharded(weights, layout.replicated, n), adapter // n
         gathered = HALF * (layout.largest_module + PREFETCH_BUCKET) + layout.persistent
     cpu = 0
     if offload_optimizer or offload_params:
         cpu, optimizer_side, grads = optimizer_side + grads, 0, 0
     if offload_params and stage == 3:
-        cpu, weights, adapter = cpu + weights + adapter, 0, 0
+        cpu, weights, adapter = cpu + weights - layout.replicated + adapter, layout.replicated, 0
     buffers = HALF * REDUCE_BUCKET if trainable else 0
     return Rank(weights, adapter, grads, optimizer_side, gathered, buffers, cpu)
 

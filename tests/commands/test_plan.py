@@ -133,3 +133,19 @@ def test_multi_process_run_checks_targets_before_launching(in_tmp: Path, tiny_mo
     err = capsys.readouterr().err
     assert "r.yaml" in err and "peft.target_modules: target_modules 'query' match no module" in err
     assert "accelerate" not in err and not (in_tmp / "runs").exists()
+
+
+def test_text_names_cpu_ram_and_the_length_figure(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a machine without a GPU the plan is against its RAM, one process is not data parallelism, and the tokens
+    per row say which figure they are (the plan reads no data lengths: it loads no tokenizer)."""
+    assert main(["plan", str(recipe_path), "--no-suggest"]) in (0, 1)
+    out = capsys.readouterr().out
+    header = out.splitlines()[1]
+    assert header.startswith("per device  CPU RAM of this machine (") and "one process (no data parallelism)" in header
+    assert "ddp" not in header and "x 64 tokens (max_length, every row assumed this long (the longest batch's peak))" in header
+    assert "tokens per row: max_length, every row assumed this long (the longest batch's peak); the data's lengths " \
+           "need the tokenizer, which plan does not load" in out
+    _, data = plan_json(capsys, str(recipe_path), "launch.num_processes=2", "--gpu", "l4", "--gpus", "2")
+    assert data["assumptions"]["length_source"].startswith("max_length") and data["assumptions"]["strategy"] == "ddp"
+    main(["plan", str(recipe_path), "launch.num_processes=2", "--gpu", "l4", "--gpus", "2", "--no-suggest"])
+    assert "per device  2 x NVIDIA L4 (24.15 GB), ddp over 2 processes;" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,17 +15,19 @@ from peftrun.plan.settings import read_settings
 from peftrun.plan.skeleton import Skeleton
 
 
-def real_peak(plan: Any) -> int:
+def real_peak(plan: Any, settings: Any = None) -> int:
     from peft import get_peft_model
     from torch.profiler import ProfilerActivity, profile
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(plan.recipe.model.name_or_path, dtype=torch.float32)
     skeleton = Skeleton(base, get_peft_model(base, build_peft_config(plan)))
-    settings = read_settings(plan)
+    settings = settings or read_settings(plan)
     model = activations._prepare(skeleton, settings, "sdpa", None)
     with activations._meta_stand_ins(cuda=False), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        activations._forward(model, settings).backward()
+        loss, held = activations._forward(model, settings)
+        loss.backward()
+        del loss, held
     live = peak = 0
     for _, size in sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"):
         live += size
@@ -39,6 +42,20 @@ def test_meta_step_peak_equals_the_real_step(make_plan: Any, checkpointing: bool
     estimate = activations.measure_step(skeleton_for(plan), read_settings(plan), "sdpa", cuda=False, autocast=None)
     real = real_peak(plan)
     assert abs(estimate.peak - real) <= 0.02 * real
+
+
+@pytest.mark.parametrize("loop", ["litgpt", "torchtune"])
+def test_other_loops_loss_step_equals_the_real_step(make_plan: Any, loop: str) -> None:
+    """Another loop's loss path (litgpt: logits in the model's dtype, cross-entropy 128 tokens at a time;
+    torchtune: shifted float32 logits held through backward): the meta step's peak is the real step's, and
+    differs from the model's own loss on full logits."""
+    plan = make_plan({"method": "lora", "r": 4}, {"max_length": 300, "per_device_train_batch_size": 2})
+    settings = dataclasses.replace(read_settings(plan), full_logits=True, loop_loss=loop)
+    estimate = activations.measure_step(skeleton_for(plan), settings, "sdpa", cuda=False, autocast=None)
+    real = real_peak(plan, settings)
+    assert abs(estimate.peak - real) <= 0.02 * real
+    full = dataclasses.replace(settings, loop_loss=None)
+    assert estimate.peak != activations.measure_step(skeleton_for(plan), full, "sdpa", cuda=False, autocast=None).peak
 
 
 def test_checkpointing_and_length_move_the_estimate(make_plan: Any) -> None:

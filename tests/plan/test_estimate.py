@@ -103,3 +103,21 @@ def test_offload_reports_cpu_ram_per_node(make_plan: Any) -> None:
     assert kept.cpu_ram_per_node == 0 and offloaded.optimizer == 0
     assert offloaded.cpu_ram_per_node == 8 * (kept.optimizer + kept.gradients)
 
+
+
+def test_adapters_kept_in_the_model_dtype(make_plan: Any) -> None:
+    """Settings.adapter_dtype (litgpt's bf16-true, torchtune: loops without autocast): LoRA weights, their gradients
+    and Adam states in bf16: half of PEFT's float32 adapters on a bf16 model."""
+    import dataclasses
+
+    from peftrun.plan.settings import read_settings
+
+    path = make_plan(LORA).recipe.model.name_or_path
+    plan = make_plan(LORA, {"per_device_train_batch_size": 2, "max_length": 128}, target_hardware("a100-80gb", None),
+                     model={"name_or_path": path, "dtype": "bfloat16"})
+    peft = estimate(plan, mixed_precision=False)
+    kept = estimate(plan, dataclasses.replace(read_settings(plan), adapter_dtype="bfloat16"), mixed_precision=False)
+    trainable = peft.counts.trainable
+    assert (peft.memory.adapter, kept.memory.adapter) == (4 * trainable, 2 * trainable)
+    assert (peft.memory.optimizer - kept.memory.optimizer) == 4 * trainable
+    assert kept.memory.figures["live"] < peft.memory.figures["live"]

@@ -10,7 +10,7 @@ import torch
 
 from peftrun.builders import build_peft_config, build_quantization_config
 from peftrun.plan.estimate import skeleton_for
-from peftrun.plan.memory import gradient_bytes, optimizer_bytes, weight_bytes
+from peftrun.plan.memory import gradient_bytes, optimizer_bytes, quantization_constants, weight_bytes
 
 LORA = {"method": "lora", "r": 4, "lora_alpha": 8}
 
@@ -31,7 +31,16 @@ def loaded(plan: Any) -> Any:
 
 def real_weight_bytes(model: Any) -> int:
     """Every storage of the model's parameters and quantization constants, each counted once."""
-    tensors = [p for p in model.parameters()]
+    return storage_bytes([*model.parameters(), *quantization_state(model)])
+
+
+def storage_bytes(tensors: list[Any]) -> int:
+    return sum({id(t.untyped_storage()): t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+def quantization_state(model: Any) -> list[Any]:
+    """The tensors bitsandbytes keeps beside the packed weights (quant_state, SCB): not parameters."""
+    tensors = []
     for module in model.modules():
         weight = getattr(module, "weight", None)
         state = getattr(weight, "quant_state", None)
@@ -41,7 +50,7 @@ def real_weight_bytes(model: Any) -> int:
                 tensors += [state.offset, state.state2.absmax, state.state2.code]
         if getattr(weight, "SCB", None) is not None:
             tensors.append(weight.SCB)
-    return sum({id(t.untyped_storage()): t.untyped_storage().nbytes() for t in tensors}.values())
+    return tensors
 
 
 @pytest.mark.parametrize("quantization", [
@@ -54,6 +63,15 @@ def test_weight_bytes_equal_the_loaded_model(make_plan: Any, quantization: dict 
     plan = make_plan(LORA, quantization=quantization) if quantization else make_plan(LORA)
     frozen, adapter = weight_bytes(skeleton_for(plan), plan.recipe.quantization)
     assert frozen + adapter == real_weight_bytes(loaded(plan))
+
+
+@pytest.mark.parametrize("quantization", [{"bits": 4}, {"bits": 4, "double_quant": False}, {"bits": 8}],
+                         ids=["nf4-double-quant", "nf4", "int8"])
+def test_quantization_constants_equal_the_loaded_quant_state(make_plan: Any, quantization: dict) -> None:
+    """What FSDP / ZeRO-3 cannot shard (bitsandbytes keeps it outside the parameters) equals the loaded model's."""
+    plan = make_plan(LORA, quantization=quantization)
+    constants = quantization_constants(skeleton_for(plan), plan.recipe.quantization)
+    assert constants == storage_bytes(quantization_state(loaded(plan))) > 0
 
 
 def test_gradient_bytes_equal_the_real_gradients(make_plan: Any) -> None:

@@ -113,3 +113,17 @@ def test_zero_holds_frozen_float32_weights_in_16_bits() -> None:
     assert (rank.weights, rank.adapter, rank.gradients) == (2 * frozen // 8, 2 * lora // 8, 0)
     assert rank.optimizer == 16 * lora // 8
     assert zero(states, shape, 2, 8, mixed=True).weights == 2 * frozen
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "zero3"])
+def test_quantization_constants_stay_whole_on_every_rank(strategy: str) -> None:
+    """A QLoRA base: FSDP and ZeRO-3 shard the packed 4-bit weights; bitsandbytes' quant_state (absmax, codes) is
+    a module attribute that every rank keeps whole, on the GPU even when the parameters are offloaded."""
+    weights, constants, n = 36_000_000_000, 1_100_000_000, 2
+    states = States(weights=weights, adapter=400_000_000, gradients=400_000_000, optimizer=800_000_000)
+    shape = Layout(unit=450_000_000, unit_grads=5_000_000, root=1_000_000_000, largest_module=LARGEST, persistent=0,
+                   trainable_numel=100_000_000, frozen_half=weights, replicated=constants)
+    kept = per_rank(strategy, states, shape, n, n, mixed=True, offload_optimizer=False, offload_params=False)
+    assert kept.weights == (weights - constants) // n + constants
+    offloaded = per_rank(strategy, states, shape, n, n, mixed=True, offload_optimizer=True, offload_params=True)
+    assert offloaded.weights == constants and offloaded.cpu >= (weights - constants) // n
