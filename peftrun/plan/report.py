@@ -15,14 +15,17 @@ FIGURES = {"live": "live tensors (torch.cuda.max_memory_allocated)", "reserved":
            "(torch.cuda.max_memory_reserved)", "device": "what nvidia-smi shows (reserved + CUDA context + NCCL)"}
 
 
-# The plan never loads the tokenizer (only the model's config.json), so it never reads the data's own lengths
-UNREAD = "the data's lengths need the tokenizer, which plan does not load: `peftrun data RECIPE` shows them"
+# `peftrun plan` reads the lengths of SFT data in local files (commands/plan.py); otherwise it assumes max_length
+UNREAD = "the data's lengths are read for SFT data in local files only: `peftrun data RECIPE` shows them"
 
 
 def length_source(settings: Settings) -> str:
     """Which figure the tokens per row are, and why not the data's longest example."""
     if TRAINERS[settings.trainer].generates:
         return f"{settings.trainer.upper()}: {PROMPT_TOKENS} prompt tokens assumed + max_completion_length"
+    if settings.length_from_data:
+        return ("the data's longest training example, as TRL's SFT preparation tokenizes it (below max_length; "
+                "padded batches peak at the batch holding it)")
     return f"max_length, every row assumed this long (the longest batch's peak); {UNREAD}"
 
 

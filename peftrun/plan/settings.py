@@ -44,6 +44,7 @@ class Settings:
     adapter_dtype: str | None = None
     # another training loop's own loss path (peftrun.plan.activations.LOOP_LOSSES): "litgpt" | "torchtune"
     loop_loss: str | None = None
+    length_from_data: bool = False  # `length` is the data's longest example (commands/plan.py), not max_length
 
     @property
     def sharded(self) -> bool:

@@ -136,16 +136,20 @@ def test_multi_process_run_checks_targets_before_launching(in_tmp: Path, tiny_mo
 
 
 def test_text_names_cpu_ram_and_the_length_figure(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """On a machine without a GPU the plan is against its RAM, one process is not data parallelism, and the tokens
-    per row say which figure they are (the plan reads no data lengths: it loads no tokenizer)."""
+    """On a machine without a GPU the plan is against its RAM, and one process is not data parallelism. The tokens
+    per row are the data's longest example (SFT data in local files, as `peftrun data` measures it) when it is
+    shorter than max_length, else max_length; the output says which figure it is."""
+    assert main(["data", str(recipe_path), "--json"]) == 0
+    longest = json.loads(capsys.readouterr().out)["lengths"]["max"]
+    assert longest < 64  # the tiny data is shorter than the recipe's max_length
     assert main(["plan", str(recipe_path), "--no-suggest"]) in (0, 1)
     out = capsys.readouterr().out
     header = out.splitlines()[1]
     assert header.startswith("per device  CPU RAM of this machine (") and "one process (no data parallelism)" in header
-    assert "ddp" not in header and "x 64 tokens (max_length, every row assumed this long (the longest batch's peak))" in header
-    assert "tokens per row: max_length, every row assumed this long (the longest batch's peak); the data's lengths " \
-           "need the tokenizer, which plan does not load" in out
+    assert "ddp" not in header and f"x {longest} tokens (the data's longest training example" in header
+    _, data = plan_json(capsys, str(recipe_path), "trainer.max_length=8", "--no-suggest")
+    assert data["assumptions"]["length"] == 8 and data["assumptions"]["length_source"].startswith("max_length")
     _, data = plan_json(capsys, str(recipe_path), "launch.num_processes=2", "--gpu", "l4", "--gpus", "2")
-    assert data["assumptions"]["length_source"].startswith("max_length") and data["assumptions"]["strategy"] == "ddp"
+    assert data["assumptions"]["length"] == longest and data["assumptions"]["strategy"] == "ddp"
     main(["plan", str(recipe_path), "launch.num_processes=2", "--gpu", "l4", "--gpus", "2", "--no-suggest"])
     assert "per device  2 x NVIDIA L4 (24.15 GB), ddp over 2 processes;" in capsys.readouterr().out

@@ -22,4 +22,4 @@ def run_or_resume(directory: str, recipe: dict[str, Any]) -> None:
     os.dup2(log.fileno(), 2)
     started = Path(recipe["output"]["dir"], "recipe.resolved.yaml").is_file()
     print(f"--- {'resume' if started else 'start'} (pid {os.getpid()})", flush=True)
-    peftrun.run(recipe, resume=started)
+    peftrun.run(recipe, mode="resume" if started else "fresh")
