@@ -75,16 +75,18 @@ def longest_example(plan: Plan) -> int | None:
     from peftrun.recipe.hardware import CPU
     from peftrun.recipe.resolver import resolve
     from peftrun.train.modeling import load_tokenizer
+    from peftrun.train.progress import quiet
 
     sources = [source for _, source in plan.recipe.dataset.all_sources()]
     if plan.trainer_type != "sft" or not all(is_local(str(source.path)) for source in sources):
         return None
     try:
-        data = load_training_data(plan)
-        if not 0 < len(data.train) <= MAX_ROWS_READ:
-            return None
-        here = resolve(plan.recipe, CPU)  # the data is prepared alike everywhere; TRL refuses GPU precision on a CPU
-        prepared = sft_prepared(data.train, load_tokenizer(here), build_training_args(here))
+        with quiet():  # the libraries' progress bars and notices stay off the plan's output
+            data = load_training_data(plan)
+            if not 0 < len(data.train) <= MAX_ROWS_READ:
+                return None
+            here = resolve(plan.recipe, CPU)  # the data is prepared alike everywhere; TRL refuses GPU precision on a CPU
+            prepared = sft_prepared(data.train, load_tokenizer(here), build_training_args(here))
     except PeftrunError:  # the run reports it; the plan keeps the max_length assumption and says so
         return None
     return max(len(ids) for ids in prepared["input_ids"])

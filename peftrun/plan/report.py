@@ -24,8 +24,8 @@ def length_source(settings: Settings) -> str:
     if TRAINERS[settings.trainer].generates:
         return f"{settings.trainer.upper()}: {PROMPT_TOKENS} prompt tokens assumed + max_completion_length"
     if settings.length_from_data:
-        return ("the data's longest training example, as TRL's SFT preparation tokenizes it (below max_length; "
-                "padded batches peak at the batch holding it)")
+        return ("the data's longest training example, below max_length; TRL's SFT preparation of the local data, "
+                "and padded batches peak at the batch holding it")
     return f"max_length, every row assumed this long (the longest batch's peak); {UNREAD}"
 
 

@@ -146,7 +146,7 @@ def test_text_names_cpu_ram_and_the_length_figure(recipe_path: Path, capsys: pyt
     out = capsys.readouterr().out
     header = out.splitlines()[1]
     assert header.startswith("per device  CPU RAM of this machine (") and "one process (no data parallelism)" in header
-    assert "ddp" not in header and f"x {longest} tokens (the data's longest training example" in header
+    assert "ddp" not in header and f"x {longest} tokens (the data's longest training example, below max_length)" in header
     _, data = plan_json(capsys, str(recipe_path), "trainer.max_length=8", "--no-suggest")
     assert data["assumptions"]["length"] == 8 and data["assumptions"]["length_source"].startswith("max_length")
     _, data = plan_json(capsys, str(recipe_path), "launch.num_processes=2", "--gpu", "l4", "--gpus", "2")
