@@ -44,6 +44,8 @@ class Settings:
     adapter_dtype: str | None = None
     # another training loop's own loss path (peftrun.plan.activations.LOOP_LOSSES): "litgpt" | "torchtune"
     loop_loss: str | None = None
+    # another loop's 4-bit conversion takes the output layer too (Lightning's BitsandbytesPrecision, litgpt)
+    quantize_head: bool = False
     accumulation: int = 1  # micro-batches per optimizer step: the gradients outlive a micro-batch when above 1
 
     @property
