@@ -74,7 +74,7 @@ def summarize(label: str, rows: list[tuple[dict[str, Any], float]]) -> str:
         return f"  {label:<24} -"
     errors = [abs(error) for _, error in rows]
     within = sum(error <= WITHIN for error in errors)
-    return (f"  {label:<24} {within:>2}/{len(rows):<2} within 15 % ({within / len(rows):>4.0%}), "
+    return (f"  {label:<24} {within:>2}/{len(rows):<2} within 15 % ({within / len(rows):>6.1%}), "
             f"median |error| {statistics.median(errors):>5.1%}")
 
 

@@ -125,21 +125,24 @@ def _four_bit_class(saves_input: bool) -> Any:
 
     class FourBitLinear(torch.autograd.Function):
         """bitsandbytes' 4-bit matmul (MatMul4Bit): the weight is dequantized to the compute dtype for the product,
-        in the forward pass and again in the backward pass, and freed; bitsandbytes before the fused gemm_4bit
-        kernels (`ctx.tensors = (A, B)`) also kept each layer's input for the backward pass."""
+        in the forward pass and again in the backward pass, and freed. bitsandbytes before the fused gemm_4bit
+        kernels (bitsandbytes-foundation/bitsandbytes, bitsandbytes/autograd/_functions.py MatMul4Bit.forward,
+        tags 0.41.0 to 0.43.1: `ctx.tensors = (A, B)`; `(None, B)` from 0.43.2, commit 9e753741) kept each
+        layer's input as a plain attribute of the autograd node, not a saved tensor: the backward pass does not
+        free it, it lives as long as the graph does (while the loop holds the loss or the logits)."""
 
         @staticmethod
         def forward(ctx: Any, x: Any, weight: Any) -> Any:
             dequantized = weight.new_empty(weight.shape, dtype=x.dtype)
             out = torch.nn.functional.linear(x, dequantized)
             del dequantized
-            ctx.save_for_backward(x if saves_input else None, weight)
+            ctx.tensors = (x if saves_input else None, weight)
             ctx.dtype = x.dtype
             return out
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
-            _, weight = ctx.saved_tensors
+            _, weight = ctx.tensors
             dequantized = weight.new_empty(weight.shape, dtype=ctx.dtype)
             return grad.matmul(dequantized), None
 
@@ -202,12 +205,16 @@ def _prepare(skeleton: Skeleton, settings: Settings, attn: str, autocast: Any, c
     return model
 
 
-def _forward(model: Any, settings: Settings) -> tuple[Any, Any]:
-    """The loss of one micro-batch, and what the training loop keeps alive with it until the backward pass."""
+def _ids(model: Any, settings: Settings) -> Any:
     import torch
 
     shape = (1, settings.rows * settings.length) if settings.flattened else (settings.rows, settings.length)
-    ids = torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
+    return torch.zeros(shape, dtype=torch.long, device=next(model.parameters()).device)
+
+
+def _forward(model: Any, settings: Settings) -> tuple[Any, Any]:
+    """The loss of one micro-batch, and what the training loop keeps alive with it until the backward pass."""
+    ids = _ids(model, settings)
     if TRAINERS[settings.trainer].sequence_classification:
         return model(input_ids=ids, use_cache=False).logits.sum(), None
     if settings.loop_loss:
@@ -245,6 +252,22 @@ def _torchtune_loss(model: Any, ids: Any) -> tuple[Any, Any]:
 
 
 LOOP_LOSSES = {"litgpt": _litgpt_loss, "torchtune": _torchtune_loss}
+# Loops whose name for the logits outlives the step: litgpt's finetune loops assign `logits = model(input_ids,
+# lm_head_chunk_size=128)` and drop nothing else, so one micro-batch's logits, and the autograd graph their grad_fn
+# holds, live until the next micro-batch's forward pass returns (Lightning-AI/litgpt, litgpt/finetune/lora.py
+# @00af8b0d9b43eaa3f8c812e3e8bd53ef38cbb49d lines 304-308; the same at 03ffc5515b25 and finetune/lora.py @8641822).
+HOLDS_LOGITS_ACROSS_STEPS = frozenset({"litgpt"})
+
+
+def _next_forward(model: Any, settings: Settings) -> None:
+    """The next micro-batch's forward pass, run while the caller still holds the previous one's logits; the loop
+    drops them when it returns, before the loss and backward pass (whose peak the first step measured). Its
+    gradients live on only when they accumulate; else the optimizer step frees them (`zero_grad()` sets them to
+    None)."""
+    if settings.accumulation == 1:
+        for param in model.parameters():
+            param.grad = None
+    model(input_ids=_ids(model, settings), use_cache=False)
 
 
 def _skip(*args: Any, **kwargs: Any) -> None:
@@ -314,6 +337,9 @@ def measure_step(skeleton: Skeleton, settings: Settings, attn: str, cuda: bool, 
         with LiveBytes() as step, _offloaded(settings.offload_activations):
             loss, held = _forward(model, settings)
             loss.backward()
-            del loss, held
-    gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
+            del loss
+            gradients = sum(p.grad.untyped_storage().nbytes() for p in model.parameters() if p.grad is not None)
+            if settings.loop_loss in HOLDS_LOGITS_ACROSS_STEPS:
+                _next_forward(model, settings)  # `held` still alive
+            del held
     return StepPeak(step.peak, gradients, reference.peak)

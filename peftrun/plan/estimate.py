@@ -64,7 +64,7 @@ def _activations(plan: Plan, skeleton: Skeleton, settings: Settings, notes: list
 
     attn = plan.recipe.model.attn_implementation or "sdpa"
     quant = plan.recipe.quantization
-    quantized = quantized_weights(skeleton) if quant else {}
+    quantized = quantized_weights(skeleton, settings.quantize_head) if quant else {}
     if quant and quant.bits == 4:
         four_bit_stand_ins(skeleton.model, set(quantized), settings.bnb_saves_input)
     dequantized = max((n for n, _ in quantized.values()), default=0) if quant and quant.bits == 8 else 0
@@ -108,10 +108,10 @@ def _cast_trainable(skeleton: Skeleton, dtype: str | None) -> None:
 
 
 def _rank(plan: Plan, skeleton: Skeleton, settings: Settings, autocast: str | None) -> Rank:
-    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization)
+    weights, adapter = weight_bytes(skeleton, plan.recipe.quantization, settings.quantize_head)
     optimizer, _ = optimizer_bytes(skeleton, settings.optim)
     states = States(weights, adapter, gradient_bytes(skeleton), optimizer)
-    shape = layout(skeleton, plan.recipe.quantization, half=autocast is not None)
+    shape = layout(skeleton, plan.recipe.quantization, autocast is not None, settings.quantize_head)
     return per_rank(settings.strategy, states, shape, settings.processes, settings.per_node, autocast is not None,
                     settings.offload_optimizer, settings.offload_params)
 

@@ -58,25 +58,29 @@ def _constants_bytes(numel: int, out_features: int, quant: Any) -> int:
     return absmax + 16 * 4
 
 
-def quantization_constants(skeleton: Skeleton, quant: Any) -> int:
+def quantization_constants(skeleton: Skeleton, quant: Any, every_linear: bool = False) -> int:
     """Bytes of every quantized weight's constants. bitsandbytes keeps them in the layer's `quant_state` (a module
     attribute, not a parameter: bitsandbytes/nn/modules.py fix_4bit_weight_quant_state_from_module, "the quant
     state got lost when the parameter got converted. This happens for example for fsdp"), so FSDP and ZeRO-3
     shard only the packed weights and every rank holds all the constants."""
     if quant is None:
         return 0
-    return sum(_constants_bytes(numel, out, quant) for numel, out in quantized_weights(skeleton).values())
+    quantized = quantized_weights(skeleton, every_linear)
+    return sum(_constants_bytes(numel, out, quant) for numel, out in quantized.values())
 
 
-def quantized_weights(skeleton: Skeleton) -> dict[int, tuple[int, int]]:
+def quantized_weights(skeleton: Skeleton, every_linear: bool = False) -> dict[int, tuple[int, int]]:
     """The weights transformers quantizes: id -> (numel, out_features); every nn.Linear (and GPT-2's Conv1D)
-    except the output embedding, tied weights and the last module (transformers' get_keys_to_not_convert)."""
+    except the output embedding, tied weights and the last module (transformers' get_keys_to_not_convert).
+    `every_linear`: the output layer too, as Lightning's BitsandbytesPrecision does without `ignore_modules`
+    (Lightning-AI/pytorch-lightning, src/lightning/fabric/plugins/precision/bitsandbytes.py @b19eba3a,
+    `_convert_layers`: every `torch.nn.Linear` child; litgpt's finetune/lora.py @00af8b0d passes none)."""
     import torch
     from transformers.pytorch_utils import Conv1D
     from transformers.quantizers.base import get_keys_to_not_convert
 
     base = skeleton.base
-    keep = get_keys_to_not_convert(base)
+    keep = [] if every_linear else get_keys_to_not_convert(base)
     found: dict[int, tuple[int, int]] = {}
     for name, module in base.named_modules():
         if not (type(module) is torch.nn.Linear or isinstance(module, Conv1D)) or module.weight.requires_grad:
@@ -89,10 +93,10 @@ def quantized_weights(skeleton: Skeleton) -> dict[int, tuple[int, int]]:
     return found
 
 
-def stored_bytes(skeleton: Skeleton, quant: Any, half: bool = False) -> dict[int, int]:
+def stored_bytes(skeleton: Skeleton, quant: Any, half: bool = False, every_linear: bool = False) -> dict[int, int]:
     """id(parameter) -> its bytes as stored (bitsandbytes' layout for a quantized weight); `half`: float
     weights as a 16-bit compute copy (what FSDP / ZeRO-3 gather under mixed precision)."""
-    quantized = quantized_weights(skeleton) if quant is not None else {}
+    quantized = quantized_weights(skeleton, every_linear) if quant is not None else {}
     sizes = {}
     for param in skeleton.model.parameters():
         if id(param) in quantized and not param.requires_grad:
@@ -103,10 +107,10 @@ def stored_bytes(skeleton: Skeleton, quant: Any, half: bool = False) -> dict[int
     return sizes
 
 
-def weight_bytes(skeleton: Skeleton, quant: Any) -> tuple[int, int]:
+def weight_bytes(skeleton: Skeleton, quant: Any, every_linear: bool = False) -> tuple[int, int]:
     """(frozen weights, trainable weights) in bytes, as loaded and cast for training. Full fine-tuning:
     everything is both the model's weights and trainable; it is reported as weights."""
-    sizes = stored_bytes(skeleton, quant)
+    sizes = stored_bytes(skeleton, quant, every_linear=every_linear)
     frozen = trainable = 0
     for param in skeleton.model.parameters():
         if param.requires_grad:
@@ -175,11 +179,11 @@ def decoder_layers(model: Any) -> list[Any]:
     return list(max(lists, key=lambda m: sum(p.numel() for p in m.parameters()), default=[]))
 
 
-def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
+def layout(skeleton: Skeleton, quant: Any, half: bool, every_linear: bool = False) -> Layout:
     """The model's shape as sharding sees it (peftrun.plan.sharding.Layout)."""
     model = skeleton.model
-    sizes = stored_bytes(skeleton, quant, half)
-    halves = sizes if half else stored_bytes(skeleton, quant, True)
+    sizes = stored_bytes(skeleton, quant, half, every_linear)
+    halves = sizes if half else stored_bytes(skeleton, quant, True, every_linear)
     layers = decoder_layers(model)
     inside = {id(p) for layer in layers for p in layer.parameters()}
     grad_size = 2 if half else None
@@ -195,7 +199,7 @@ def layout(skeleton: Skeleton, quant: Any, half: bool) -> Layout:
         persistent=sum(sizes[id(p)] for p in model.parameters() if p.numel() <= PERSISTENCE_THRESHOLD),
         trainable_numel=sum(p.numel() for p in model.parameters() if p.requires_grad),
         frozen_half=sum(halves[id(p)] for p in model.parameters() if not p.requires_grad),
-        replicated=quantization_constants(skeleton, quant),
+        replicated=quantization_constants(skeleton, quant, every_linear),
     )
 
 

@@ -44,6 +44,9 @@ class Settings:
     adapter_dtype: str | None = None
     # another training loop's own loss path (peftrun.plan.activations.LOOP_LOSSES): "litgpt" | "torchtune"
     loop_loss: str | None = None
+    # another loop's 4-bit conversion takes the output layer too (Lightning's BitsandbytesPrecision, litgpt)
+    quantize_head: bool = False
+    accumulation: int = 1  # micro-batches per optimizer step: the gradients outlive a micro-batch when above 1
     length_from_data: bool = False  # `length` is the data's longest example (commands/plan.py), not max_length
 
     @property
@@ -91,4 +94,5 @@ def read_settings(plan: Plan) -> Settings:
         offload_params=bool(getattr(launch, "offload_params", False)), generation_rows=generation,
         per_node=processes, reentrant=bool(kwargs.get("use_reentrant", False)) if isinstance(kwargs, dict) else False,
         offload_activations=bool(setting(plan, "activation_offloading")), compile=bool(setting(plan, "torch_compile")),
+        accumulation=int(setting(plan, "gradient_accumulation_steps") or 1),
     )

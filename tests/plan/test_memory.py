@@ -108,3 +108,24 @@ def test_optimizer_bytes_equal_the_state_after_one_step(make_plan: Any, optim: s
     states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
     real = sum({id(t.untyped_storage()): t.untyped_storage().nbytes() for t in states}.values())
     assert optimizer_bytes(skeleton_for(plan), optim)[0] == real
+
+
+def test_every_linear_quantizes_the_output_layer_as_bitsandbytes_does(make_plan: Any) -> None:
+    """Another loop's 4-bit conversion of every linear layer (Lightning's BitsandbytesPrecision, litgpt): the weight
+    bytes equal the model that transformers loads with no module kept in 16 bits (`llm_int8_skip_modules=[]`)."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from peftrun.plan.skeleton import _trainer_casts
+
+    plan = make_plan(LORA, quantization={"bits": 4})
+    config = build_quantization_config(plan)
+    config.llm_int8_skip_modules = []
+    model = AutoModelForCausalLM.from_pretrained(plan.recipe.model.name_or_path, dtype=torch.float32,
+                                                 quantization_config=config)
+    peft_model = get_peft_model(model, build_peft_config(plan))
+    _trainer_casts(plan, peft_model)
+    assert type(peft_model.get_output_embeddings()).__name__ == "Linear4bit"
+    frozen, adapter = weight_bytes(skeleton_for(plan), plan.recipe.quantization, every_linear=True)
+    head_in_16_bits = sum(weight_bytes(skeleton_for(plan), plan.recipe.quantization))
+    assert frozen + adapter == real_weight_bytes(peft_model) < head_in_16_bits
