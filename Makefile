@@ -39,7 +39,7 @@ $(SKY_VENV)/.installed:
 
 sky-venv: $(SKY_VENV)/.installed
 
-test: $(STAMP) $(SKY_VENV)/.installed slurm
+test: $(STAMP) $(MODEL) $(SKY_VENV)/.installed slurm
 	PEFTRUN_SKY_PYTHON=$(CURDIR)/$(SKY_VENV)/bin/python $(PY) -m pytest -q
 
 # The tests that build or load no model (the recipe layer, the CLI's light commands): well under a minute.
