@@ -173,9 +173,9 @@ def _recipe_errors_only(step: Callable[[Plan], T], plan: Plan, warning: str | No
         return None
 
 
-def estimate_or_warn(plan: Plan) -> Estimate | None:
+def estimate_or_warn(plan: Plan, settings: Settings | None = None) -> Estimate | None:
     """The memory plan of a run; building it checks target_modules & co. on the skeleton."""
-    return _recipe_errors_only(estimate, plan, "no memory plan for this run")
+    return _recipe_errors_only(lambda p: estimate(p, settings), plan, "no memory plan for this run")
 
 
 def check_targets(plan: Plan) -> None:

@@ -351,9 +351,11 @@ def print_dry_run(plan: Plan) -> None:
     from peftrun.plan import report
     from peftrun.plan.estimate import estimate_or_warn
     from peftrun.recipe import explain
+    from peftrun.train.data_length import longest_example, sized_for
 
     print(explain.as_table(plan))
-    estimate = estimate_or_warn(plan)  # a wrong module name fails the dry run; a model it cannot read leaves a warning
+    # a wrong module name fails the dry run; a model it cannot read leaves a warning
+    estimate = estimate_or_warn(plan, sized_for(plan, longest_example(plan)))
     print("\nplan for this machine:")
     print(report.as_text(estimate) if estimate is not None else "  not available (see the warning)")
     print("\nobjects:")

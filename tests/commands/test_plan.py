@@ -97,6 +97,7 @@ def test_dry_run_shows_the_plan_for_this_machine(recipe_path: Path, capsys: pyte
     assert main([str(recipe_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "plan for this machine:" in out and "trainable of" in out and "activations" in out
+    assert "tokens (the data's longest training example, below max_length)" in out  # as `peftrun plan` sizes it
 
 
 def test_explain_and_validate_resolve_for_the_named_gpu(recipe_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
