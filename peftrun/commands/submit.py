@@ -2,7 +2,8 @@
 [--partition P] [--time T] [-o FILE] [--now]`: write the job for a scheduler (and submit it with --now).
 
 The job carries the recipe as `peftrun explain RECIPE ... --gpu NAME --gpus G` resolves it; it is refused
-before anything is written when no node could run it (docs/cluster.md).
+before anything is written when no node could run it (docs/cluster.md). A sweep file (`sweep:`) becomes a Slurm
+array job of `--workers N` sweep workers (docs/sweeps.md).
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "machine for a job of several nodes (every node of the job is this machine)")
     runmode.add_arguments(parser, overwrite_help="the job replaces an existing run directory",
                           resume_help="the job continues the run directory's last checkpoint")
+    parser.add_argument("--workers", type=int, metavar="N", help="a sweep file: an array job of N workers sharing its "
+                        "trials (default 1); each is `peftrun sweep` on one GPU (--gpu) or on CPUs")
+
+
+def _is_sweep(path: str) -> bool:
+    from peftrun.recipe.loader import read_yaml
+    from peftrun.recipe.sweep import SECTION
+
+    return Path(path).is_file() and isinstance(read_yaml(Path(path))[0].get(SECTION), dict)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -71,6 +81,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.nodes is not None and args.nodes < 1:
         raise RecipeError(Problem("--nodes", "", f"--nodes must be at least 1, not {args.nodes}"))
+    if _is_sweep(args.recipe):
+        return _submit_sweep(args)
+    if args.workers is not None:
+        raise RecipeError(Problem("--workers", "", f"--workers is for a sweep file; {args.recipe} has no `sweep:`"))
     scheduler = _scheduler(args.to)
     given = load_recipe(args.recipe, args.overrides)
     check_processes(given, args.gpu, args.gpus_per_node)
@@ -85,14 +99,46 @@ def main(args: argparse.Namespace) -> int:
     job = Job(plan, text, nodes, gpus or 0, Path.cwd(), sys.executable, args.mode,
               plan.hardware.name if args.gpu else None, args.partition, args.time, args.stop_before,
               rundir.library_versions())
-    out = Path(args.output or f"{job.name}.{scheduler.suffix}")
+    what = f"{nodes} node(s), the recipe as resolved for {f'{gpus} x {plan.hardware.name}' if args.gpu else 'CPUs'} per node"
+    return _write(args, scheduler, Path(args.output or f"{job.name}.{scheduler.suffix}"), scheduler.render(job), what)
+
+
+def _write(args: argparse.Namespace, scheduler: Scheduler, out: Path, text: str, what: str) -> int:
+    """Write the job file (and the folder of the jobs' recipes and Slurm's logs); submit it with --now."""
+    from peftrun.launch.cluster import Job
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(scheduler.render(job))
-    Path(job.JOBS).mkdir(parents=True, exist_ok=True)  # the job's recipe and Slurm's log go there
-    print(f"wrote {out}: {nodes} node(s), the recipe as resolved for "
-          f"{f'{gpus} x {plan.hardware.name}' if args.gpu else 'CPUs'} per node", file=sys.stderr)
+    out.write_text(text)
+    Path(Job.JOBS).mkdir(parents=True, exist_ok=True)
+    print(f"wrote {out}: {what}", file=sys.stderr)
     if args.now:
         print(scheduler.submit(out))
     else:
         print(f"submit it with: {'sbatch' if args.to == 'slurm' else 'sky launch'} {out}", file=sys.stderr)
     return 0
+
+
+def _submit_sweep(args: argparse.Namespace) -> int:
+    """A sweep file: a Slurm array job of workers (the sweep and every value it tries checked first)."""
+    from peftrun.errors import Problem, RecipeError
+    from peftrun.launch.cluster_preflight import sweep_storage_problems
+    from peftrun.launch.submit_sweep import SweepJob, sweep_script
+    from peftrun.recipe.gpus import target_hardware
+    from peftrun.recipe.sweep import load_sweep
+
+    workers = 1 if args.workers is None else args.workers
+    if args.to != "slurm":
+        raise RecipeError(Problem("--to", "", "a sweep is submitted to Slurm, as an array job of workers; on "
+                                  "SkyPilot, run `peftrun sweep SWEEP` in a task of your own"))
+    if workers < 1 or args.nodes is not None or args.gpus_per_node is not None:
+        raise RecipeError(Problem("--workers", "", "a sweep job takes --workers N (at least 1; each worker one node "
+                                  "with one GPU or its CPUs), not --nodes or --gpus-per-node"))
+    sweep = load_sweep(args.recipe, args.overrides, target_hardware(args.gpu, 1 if args.gpu else None))
+    problems = sweep_storage_problems(sweep.directory, sweep.recipe.where("output.dir"), workers, args.allow_local_fs)
+    if problems:
+        raise RecipeError(problems, source=args.recipe)
+    name = Path(args.recipe).stem
+    job = SweepJob(args.recipe, name, tuple(args.overrides), workers, Path.cwd(), sys.executable, args.gpu,
+                   args.partition, args.time)
+    what = f"{workers} worker(s) of sweep {args.recipe}, each on {f'one {args.gpu}' if args.gpu else 'CPUs'}"
+    return _write(args, _scheduler("slurm"), Path(args.output or f"{name}.sbatch"), sweep_script(job), what)

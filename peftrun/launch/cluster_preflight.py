@@ -43,6 +43,22 @@ def storage_problems(plan: Plan, nodes: int, mounts: list[Mount], allow_local: b
     return out
 
 
+def sweep_storage_problems(directory: Path, where: str, workers: int, allow_local: bool,
+                           mounts: list[Mount] | None = None) -> list[Problem]:
+    """A sweep's directory (journal, claims, trials) and the cache shared by workers on other nodes; its locks.
+    `where`: the sweep file, where its output.dir is set."""
+    mounts = read_mounts() if mounts is None else mounts
+    out = []
+    if workers > 1 and not allow_local:
+        for source, key, path, what in ((where, "output.dir", directory, "the sweep directory"),
+                                        ("environment", HF_CACHE, hf_cache(), f"the Hugging Face cache ({HF_CACHE})")):
+            why = not_shared(path, what, mounts)
+            if why:
+                out.append(Problem(source, key, why + " (or --allow-local-fs if every worker runs on this machine)"))
+    why = lock_problem(directory, mounts)
+    return out + ([Problem(where, "output.dir", why)] if why else [])
+
+
 def gpu_problems(plan: Plan) -> list[Problem]:
     """The requested GPU computes in the recipe's precision (bfloat16 needs compute capability 8.0)."""
     hw, recipe = plan.hardware, plan.recipe
