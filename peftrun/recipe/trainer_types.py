@@ -7,7 +7,7 @@ export and the trust rules read it; TRL's config and trainer classes come from t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 TRL_PEFT_GUIDANCE: Final = "TRL's PEFT guidance"
 
@@ -75,7 +75,7 @@ class TrainerType:
         return self.config_class.removesuffix("Config") + "Trainer"
 
 
-def _trl_table() -> dict:
+def _trl_table() -> dict[str, Any]:
     from peftrun.recipe.schema.fields import load_table  # the schema package imports this module
 
     return load_table("trl_fields.json")
