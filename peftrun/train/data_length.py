@@ -26,7 +26,6 @@ def longest_example(plan: Plan) -> int | None:
     from peftrun.builders import build_training_args
     from peftrun.data import load_training_data
     from peftrun.data.preview import sft_prepared
-    from peftrun.errors import PeftrunError
     from peftrun.hub import is_local
     from peftrun.recipe.hardware import CPU
     from peftrun.recipe.resolver import resolve
@@ -43,6 +42,6 @@ def longest_example(plan: Plan) -> int | None:
                 return None
             here = resolve(plan.recipe, CPU)  # the data is prepared alike everywhere; TRL refuses GPU precision on a CPU
             prepared = sft_prepared(data.train, load_tokenizer(here), build_training_args(here))
-    except PeftrunError:  # the run reports it; the plan keeps the max_length assumption and says so
+    except Exception:  # noqa: BLE001 - a by-product: the run reports bad data; the plan keeps max_length
         return None
     return max(len(ids) for ids in prepared["input_ids"])
