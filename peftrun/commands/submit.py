@@ -133,6 +133,9 @@ def _submit_sweep(args: argparse.Namespace) -> int:
     if workers < 1 or args.nodes is not None or args.gpus_per_node is not None:
         raise RecipeError(Problem("--workers", "", "a sweep job takes --workers N (at least 1; each worker one node "
                                   "with one GPU or its CPUs), not --nodes or --gpus-per-node"))
+    if args.mode is not runmode.RunMode.FRESH:
+        raise RecipeError(Problem(args.mode.flags[0], "", "a sweep continues by itself (its workers resume "
+                                  "interrupted trials); --overwrite and --resume are for a recipe's run directory"))
     sweep = load_sweep(args.recipe, args.overrides, target_hardware(args.gpu, 1 if args.gpu else None))
     problems = sweep_storage_problems(sweep.directory, sweep.recipe.where("output.dir"), workers, args.allow_local_fs)
     if problems:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from peftrun import __version__
-
-JOBS = ".peftrun/jobs"  # relative to workdir: Slurm's logs, one per task
+from peftrun.launch.cluster import Job
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def sweep_script(job: SweepJob) -> str:
         *([f"--partition={job.partition}"] if job.partition else []),
         *([f"--time={job.time}"] if job.time else []),
         f"--chdir={job.workdir}",
-        f"--output={JOBS}/%x-%A_%a.out",
+        f"--output={Job.JOBS}/%x-%A_%a.out",  # one log per task
     ]
     worker = [job.python, "-m", "peftrun", "sweep", job.sweep, *job.overrides, *(["--gpu", job.gpu] if job.gpu else [])]
     return "\n".join([

@@ -46,6 +46,7 @@ def test_the_array_job_runs_one_sweep_worker_per_task(sweep_file: Path, in_tmp: 
     (["--to", "skypilot"], "--to: a sweep is submitted to Slurm, as an array job of workers"),
     (["--to", "slurm", "--workers", "0"], "--workers: a sweep job takes --workers N (at least 1"),
     (["--to", "slurm", "--nodes", "2"], "--workers: a sweep job takes --workers N (at least 1"),
+    (["--to", "slurm", "--resume"], "--resume: a sweep continues by itself (its workers resume interrupted trials)"),
 ])
 def test_what_a_sweep_job_cannot_be_is_refused(sweep_file: Path, argv: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
