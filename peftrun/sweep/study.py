@@ -45,6 +45,7 @@ class SweepDir:
     root: Path
 
     journal = _file("optuna.journal")
+    journal_lock = _file("optuna.journal.flock", "Held while a worker writes the journal (an OS lock).")
     recipe = _file("sweep.recipe.yaml", "The plain recipe every trial runs.")
     lock = _file(".sweep.lock")
     best = _file("best.yaml")
@@ -113,6 +114,29 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+class JournalLock:
+    """The journal's write lock as an OS lock (Optuna's JournalFileBackend takes any object with acquire and
+    release): a worker killed while writing releases it by dying. Optuna's own symlink lock stays behind a
+    SIGKILL, and when the journal's path is relative its link dangles, so Optuna 5.0 never takes it over and
+    spins (optuna/storages/journal/_file.py JournalFileSymlinkLock.acquire: stat of the link fails, `continue`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops its lock
+            self._fd = None
+
+
 def try_claim(path: Path) -> int | None:
     """A held lock on a trial's claim file (its descriptor), or None when a live worker holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +158,7 @@ def open_study(sweep: SweepFile, where: SweepDir) -> Any:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        storage = JournalStorage(JournalFileBackend(str(where.journal)))
+        storage = JournalStorage(JournalFileBackend(str(where.journal), lock_obj=JournalLock(where.journal_lock)))
         direction = sweep.section.metric.goal
         study = optuna.create_study(study_name=STUDY, storage=storage, direction=direction, load_if_exists=True,
                                     sampler=_sampler(sweep.section, sweep.recipe.seed), pruner=_pruner(sweep.section))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from peftrun.sweep.study import STUDY, SweepDir, wait_for_run_dir
+from peftrun.sweep.study import STUDY, JournalLock, SweepDir, wait_for_run_dir
 from peftrun.train.checkpoints import MARKER
 
 optuna = pytest.importorskip("optuna")
@@ -64,7 +64,7 @@ def trials(where: SweepDir) -> list[Any]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    storage = JournalStorage(JournalFileBackend(str(where.journal)))
+    storage = JournalStorage(JournalFileBackend(str(where.journal), lock_obj=JournalLock(where.journal_lock)))
     return optuna.load_study(study_name=STUDY, storage=storage).get_trials()
 
 

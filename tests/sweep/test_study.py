@@ -89,3 +89,27 @@ def test_the_time_budget_stops_new_trials(sweep, in_tmp: Path) -> None:  # noqa:
     study.tell(chosen.trial, 1.0)
     assert spent_minutes(study) > 0.0001
     assert next_trial(study, where, budgeted.section) is None
+
+
+def test_a_worker_killed_while_writing_the_journal_does_not_lock_it_for_the_others(tmp_path: Path) -> None:
+    """Optuna's symlink lock outlives a SIGKILL (and with a relative journal path its link dangles, so Optuna 5.0
+    never takes it over): the sweep's journal lock is an OS lock, dropped when its holder dies."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from peftrun.sweep.study import JournalLock
+
+    where = SweepDir(tmp_path / "runs" / "sw")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from peftrun.sweep.study import JournalLock; "
+        "JournalLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(600)"),
+        str(where.journal_lock)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    start = time.monotonic()
+    lock = JournalLock(where.journal_lock)
+    assert lock.acquire() and time.monotonic() - start < 5
+    lock.release()
