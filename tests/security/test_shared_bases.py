@@ -127,3 +127,14 @@ def test_a_hub_kernel_as_attention_from_a_base_is_refused(write) -> None:  # noq
     write("sdpa.yaml", MINIMAL.replace("{name_or_path: org/model}", "{name_or_path: org/model, attn_implementation: sdpa}"))
     write("r2.yaml", "extends: sdpa.yaml\n")
     assert load_recipe("r2.yaml").model.attn_implementation == "sdpa"  # a built-in implementation runs no new code
+
+
+@pytest.mark.parametrize("value", ["someone/fast-attn", "paged|someone/fast-attn", "kernels-community/flash-attn3@v2:fwd",
+                                   "sdpa", "eager", "flash_attention_2", "paged|sdpa", "a/b/c"])
+def test_what_counts_as_a_hub_kernel_is_what_transformers_loads_as_one(value: str) -> None:
+    """The rule reads attn_implementation as the installed transformers does (integrations/hub_kernels.py)."""
+    from transformers.integrations.hub_kernels import is_kernel
+
+    from peftrun.recipe.trust import BY_NAME
+
+    assert BY_NAME["attn_implementation"].active(value) == is_kernel(value.split("|")[-1])
